@@ -1,0 +1,46 @@
+# `make run` and `make test` are the whole set-up on a fresh machine: each creates .venv when it is
+# missing, installs what it needs (re-installing when pyproject.toml changes) and runs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: run test perf perf-quick lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-base: pyproject.toml | $(PY)
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PIP) install -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-perf: pyproject.toml | $(PY)
+	$(PIP) install -e '.[perf]'
+	touch $@
+
+run: $(VENV)/.installed-base
+	$(PY) -m hyperhttp
+
+test: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The side-by-side benchmark (nginx from Debian when it can be installed, else our own server).
+perf: $(VENV)/.installed-perf
+	$(PY) perf/setup_nginx.py || true
+	$(PY) perf/bench.py $(PERF_ARGS)
+
+perf-quick: $(VENV)/.installed-perf
+	$(PY) perf/bench.py --quick $(PERF_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(PIP) install mypy ruff
+	$(VENV)/bin/ruff check hyperhttp tests perf
+	$(VENV)/bin/mypy hyperhttp
+
+clean:
+	rm -rf $(VENV) build *.egg-info

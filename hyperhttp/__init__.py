@@ -1,0 +1,89 @@
+"""hyperhttp: a fast, correct async HTTP client for asyncio and uvloop.
+
+    async with hyperhttp.Client() as client:
+        response = await client.get("https://example.org/")
+        body = await response.aread()
+"""
+
+from __future__ import annotations
+
+from ._client import Client
+from ._compat import HAS_BROTLI, HAS_ORJSON, HAS_UVLOOP, HAS_ZSTANDARD, install_uvloop
+from ._headers import Headers
+from ._models import Request, Response
+from ._timeout import Timeout
+from ._transport import Transport
+from ._url import URL
+from ._version import __version__
+from .exceptions import (
+    CircuitBreakerOpen,
+    ConnectError,
+    ConnectTimeout,
+    DecompressionError,
+    DNSError,
+    HTTPStatusError,
+    HyperHTTPError,
+    InvalidURL,
+    LocalProtocolError,
+    PoolClosed,
+    PoolTimeout,
+    ProtocolError,
+    ProxyError,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    ResponseClosed,
+    ResponseNotRead,
+    ResponseTooLarge,
+    StreamConsumed,
+    StreamError,
+    TimeoutException,
+    TLSError,
+    TooManyRedirects,
+    TransportError,
+    WriteError,
+    WriteTimeout,
+)
+
+__all__ = [
+    "__version__",
+    "Client",
+    "Request",
+    "Response",
+    "Headers",
+    "URL",
+    "Timeout",
+    "Transport",
+    "install_uvloop",
+    "HAS_BROTLI",
+    "HAS_ORJSON",
+    "HAS_UVLOOP",
+    "HAS_ZSTANDARD",
+    "HyperHTTPError",
+    "TransportError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ReadError",
+    "ReadTimeout",
+    "WriteError",
+    "WriteTimeout",
+    "PoolTimeout",
+    "TimeoutException",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "LocalProtocolError",
+    "TLSError",
+    "ProxyError",
+    "DNSError",
+    "InvalidURL",
+    "HTTPStatusError",
+    "TooManyRedirects",
+    "StreamError",
+    "StreamConsumed",
+    "ResponseClosed",
+    "ResponseNotRead",
+    "ResponseTooLarge",
+    "DecompressionError",
+    "CircuitBreakerOpen",
+    "PoolClosed",
+]

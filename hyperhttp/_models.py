@@ -1,0 +1,477 @@
+"""Request and Response.
+
+A Request built by the Client carries its header block already encoded (the Client's defaults are
+encoded once, per Client); ``request.headers`` turns it into a Headers object only when someone
+asks, and from then on that object is what is sent, so changes to it are live.
+
+A Response is returned as soon as its head has arrived; the body is read lazily from its stream:
+``aread()`` materialises it, the ``aiter_*`` methods stream it.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, AsyncIterable, AsyncIterator, Iterable, Protocol, Union
+
+from ._compat import json_loads
+from ._decoders import (
+    ByteChunker,
+    ContentDecoder,
+    LineDecoder,
+    TextDecoder,
+    charset_from_content_type,
+    decoder_for,
+)
+from ._headers import Headers, HeadersInput, encode_header_lines
+from ._timeout import Timeout
+from ._url import URL
+from .exceptions import (
+    HTTPStatusError,
+    LocalProtocolError,
+    ResponseClosed,
+    ResponseNotRead,
+    StreamConsumed,
+)
+
+__all__ = ["Request", "Response", "RequestContent", "ResponseStream"]
+
+RequestContent = Union[bytes, bytearray, memoryview, str, Iterable[bytes], AsyncIterable[bytes]]
+
+_DEFAULT_TIMEOUT = Timeout(30.0)
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+# RFC 9110 section 9.3: methods whose requests carry content (so an empty one says Content-Length: 0).
+METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_METHOD_BYTES: dict[str, bytes] = {}
+
+
+def method_bytes(method: str) -> bytes:
+    """The method as sent, validated as a token (RFC 9110 section 9.1) once per distinct method."""
+    encoded = _METHOD_BYTES.get(method)
+    if encoded is None:
+        if not method or not all(c in _TOKEN_CHARS for c in method):
+            raise LocalProtocolError(f"invalid HTTP method {method!r}")
+        encoded = method.encode("ascii")
+        if len(_METHOD_BYTES) < 256:
+            _METHOD_BYTES[method] = encoded
+    return encoded
+
+
+def body_framing(
+    method: str, content: bytes | bytearray | memoryview | None, stream: object
+) -> bytes:
+    """The framing field for a body (RFC 9112 section 6): Content-Length, or chunked for streams."""
+    if content is not None:
+        size = content.nbytes if isinstance(content, memoryview) else len(content)
+        return b"Content-Length: %d\r\n" % size
+    if stream is not None:
+        return b"Transfer-Encoding: chunked\r\n"
+    if method in METHODS_WITH_BODY:
+        return b"Content-Length: 0\r\n"
+    return b""
+
+
+class Request:
+    """One HTTP request: method, URL, headers and body, ready to be sent."""
+
+    __slots__ = (
+        "method",
+        "method_bytes",
+        "url",
+        "_lines",
+        "_headers",
+        "content",
+        "stream",
+        "chunked",
+        "timeout",
+        "extensions",
+    )
+
+    method: str
+    method_bytes: bytes
+    url: URL
+    _lines: bytes
+    _headers: Headers | None
+    content: bytes | bytearray | memoryview | None
+    stream: Iterable[bytes] | AsyncIterable[bytes] | None
+    chunked: bool
+    timeout: Timeout
+    extensions: dict[str, Any] | None
+
+    def __init__(
+        self,
+        method: str,
+        url: URL | str,
+        *,
+        headers: HeadersInput = None,
+        content: RequestContent | None = None,
+        timeout: Timeout | None = None,
+    ) -> None:
+        self.method = method.upper()
+        self.method_bytes = method_bytes(self.method)
+        self.url = url if isinstance(url, URL) else URL(url)
+        self.content = None
+        self.stream = None
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            self.content = content
+        elif content is not None:
+            self.stream = content
+        self.chunked = self.stream is not None
+        self.timeout = timeout if timeout is not None else _DEFAULT_TIMEOUT
+        self.extensions = None
+        merged = Headers(headers)
+        if "host" not in merged:
+            merged._items.insert(0, ("host", "Host", self.url.host_header.decode("ascii")))
+        if self.content is not None or self.stream is not None or self.method in METHODS_WITH_BODY:
+            if "content-length" not in merged and "transfer-encoding" not in merged:
+                framing = body_framing(self.method, self.content, self.stream)
+                name, _, value = framing.rstrip(b"\r\n").partition(b": ")
+                merged.add(name.decode("ascii"), value.decode("ascii"))
+        self.chunked = self.stream is not None and "content-length" not in merged
+        self._headers = merged
+        self._lines = b""
+
+    @classmethod
+    def prepared(
+        cls,
+        method: str,
+        method_b: bytes,
+        url: URL,
+        lines: bytes,
+        content: bytes | bytearray | memoryview | None,
+        stream: Iterable[bytes] | AsyncIterable[bytes] | None,
+        timeout: Timeout,
+    ) -> Request:
+        """A request whose header block the Client has already encoded and validated."""
+        request = cls.__new__(cls)
+        request.method = method
+        request.method_bytes = method_b
+        request.url = url
+        request._lines = lines
+        request._headers = None
+        request.content = content
+        request.stream = stream
+        request.chunked = stream is not None
+        request.timeout = timeout
+        request.extensions = None
+        return request
+
+    @property
+    def headers(self) -> Headers:
+        """The fields to be sent (Host and framing included); changes to it are what is sent."""
+        headers = self._headers
+        if headers is None:
+            raw = []
+            for line in self._lines.split(b"\r\n"):
+                if line:
+                    name, _, value = line.partition(b": ")
+                    raw.append((name, value))
+            headers = self._headers = Headers.from_raw(raw)
+        return headers
+
+    def header_lines(self) -> bytes:
+        """Every field as ``Name: value\\r\\n`` lines, validated (the request line not included)."""
+        headers = self._headers
+        if headers is None:
+            return self._lines
+        return encode_header_lines(headers.raw)
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the body can be sent again (a consumed iterator cannot)."""
+        return self.stream is None
+
+    def __repr__(self) -> str:
+        return f"<Request({self.method!r}, {str(self.url)!r})>"
+
+
+class ResponseStream(Protocol):
+    """Where a Response's body comes from: a connection's BodyStream, or fixed content."""
+
+    complete: bool
+
+    def take_all(self) -> bytes: ...
+
+    async def read_all(self) -> bytes: ...
+
+    async def read(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class _ContentStream:
+    """A body that is already in memory (a Response built by hand or by a mock transport)."""
+
+    __slots__ = ("_content", "complete")
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+        self.complete = True
+
+    def take_all(self) -> bytes:
+        content, self._content = self._content, b""
+        return content
+
+    async def read_all(self) -> bytes:
+        return self.take_all()
+
+    async def read(self) -> bytes:
+        return self.take_all()
+
+    def close(self) -> None:
+        self._content = b""
+
+
+class Response:
+    """An HTTP response whose body is read lazily."""
+
+    __slots__ = (
+        "status_code",
+        "http_version",
+        "_raw_headers",
+        "_headers",
+        "_stream",
+        "request",
+        "elapsed",
+        "_content",
+        "_consumed",
+        "_closed",
+        "_encoding",
+        "default_encoding",
+        "extensions",
+    )
+
+    def __init__(
+        self,
+        status_code: int,
+        http_version: str = "HTTP/1.1",
+        headers: HeadersInput | list[tuple[bytes, bytes]] = None,
+        stream: ResponseStream | None = None,
+        *,
+        request: Request | None = None,
+        elapsed: float = 0.0,
+        content: bytes | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.http_version = http_version
+        self._raw_headers = headers
+        self._headers: Headers | None = None
+        if stream is None:
+            stream = _ContentStream(content or b"")
+        self._stream = stream
+        self.request = request
+        self.elapsed = elapsed
+        self._content: bytes | None = None
+        self._consumed = False
+        self._closed = False
+        self._encoding: str | None = None
+        self.default_encoding = "utf-8"
+        self.extensions: dict[str, Any] | None = None
+
+    # -- head -----------------------------------------------------------------------------
+
+    @property
+    def headers(self) -> Headers:
+        headers = self._headers
+        if headers is None:
+            raw = self._raw_headers
+            if isinstance(raw, list) and (not raw or isinstance(raw[0][0], bytes)):
+                headers = Headers.from_raw(raw)  # type: ignore[arg-type]
+            else:
+                headers = Headers(raw)  # type: ignore[arg-type]
+            self._headers = headers
+        return headers
+
+    @property
+    def url(self) -> URL | None:
+        """The URL this response answers (the final one, after redirects)."""
+        request = self.request
+        return request.url if request is not None else None
+
+    @property
+    def reason_phrase(self) -> str:
+        try:
+            return HTTPStatus(self.status_code).phrase
+        except ValueError:
+            return ""
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status_code in _REDIRECT_CODES
+
+    @property
+    def is_error(self) -> bool:
+        return self.status_code >= 400
+
+    @property
+    def encoding(self) -> str:
+        """The charset of the Content-Type field, else ``default_encoding`` (utf-8)."""
+        encoding = self._encoding
+        if encoding is None:
+            charset = charset_from_content_type(self.headers.get("content-type"))
+            encoding = self._encoding = charset or self.default_encoding
+        return encoding
+
+    @encoding.setter
+    def encoding(self, value: str) -> None:
+        self._encoding = value
+
+    def raise_for_status(self) -> Response:
+        """Raise HTTPStatusError for a 4xx or 5xx response; return the response otherwise."""
+        status = self.status_code
+        if status < 400:
+            return self
+        kind = "Client error" if status < 500 else "Server error"
+        message = f"{kind} '{status} {self.reason_phrase}' for url '{self.url}'"
+        raise HTTPStatusError(message, request=self.request, response=self)  # type: ignore[arg-type]
+
+    # -- body -----------------------------------------------------------------------------
+
+    def _decoder(self) -> ContentDecoder | None:
+        raw = self._raw_headers
+        if isinstance(raw, list) and self._headers is None:
+            values = [
+                value.decode("latin-1")
+                for name, value in raw
+                if len(name) == 16 and name.lower() == b"content-encoding"  # type: ignore[union-attr]
+            ]
+        else:
+            values = self.headers.get_list("content-encoding")
+        return decoder_for(values) if values else None
+
+    async def aread(self) -> bytes:
+        """Read and return the whole (decoded) body; later calls return the same bytes."""
+        content = self._content
+        if content is not None:
+            return content
+        self._check_readable()
+        self._consumed = True
+        stream = self._stream
+        raw = stream.take_all() if stream.complete else await stream.read_all()
+        decoder = self._decoder()
+        if decoder is not None:
+            raw = decoder.decode(raw) + decoder.flush()
+        self._content = raw
+        self._closed = True
+        stream.close()
+        return raw
+
+    def _check_readable(self) -> None:
+        if self._consumed:
+            raise StreamConsumed("the response body was already streamed")
+        if self._closed:
+            raise ResponseClosed("the response was closed before its body was read")
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, still content-encoded."""
+        self._check_readable()
+        self._consumed = True
+        stream = self._stream
+        try:
+            while True:
+                chunk = await stream.read()
+                if not chunk:
+                    break
+                yield chunk
+        finally:
+            await self.aclose()
+
+    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """The decoded body, in pieces of exactly ``chunk_size`` bytes (the last may be shorter)."""
+        chunker = ByteChunker(chunk_size)
+        content = self._content
+        if content is not None:
+            for piece in chunker.decode(content) + chunker.flush():
+                yield piece
+            return
+        decoder = self._decoder()
+        async for raw in self.aiter_raw():
+            data = decoder.decode(raw) if decoder is not None else raw
+            for piece in chunker.decode(data):
+                yield piece
+        if decoder is not None:
+            for piece in chunker.decode(decoder.flush()):
+                yield piece
+        for piece in chunker.flush():
+            yield piece
+
+    async def aiter_text(
+        self, chunk_size: int | None = None, encoding: str | None = None
+    ) -> AsyncIterator[str]:
+        """The body decoded to text as it arrives, in pieces of ``chunk_size`` characters."""
+        decoder = TextDecoder(encoding or self.encoding)
+        pending = ""
+        async for data in self.aiter_bytes():
+            text = decoder.decode(data)
+            if chunk_size is None:
+                if text:
+                    yield text
+                continue
+            pending += text
+            while len(pending) >= chunk_size:
+                yield pending[:chunk_size]
+                pending = pending[chunk_size:]
+        pending += decoder.flush()
+        if chunk_size is None:
+            if pending:
+                yield pending
+            return
+        while pending:
+            yield pending[:chunk_size]
+            pending = pending[chunk_size:]
+
+    async def aiter_lines(self, encoding: str | None = None) -> AsyncIterator[str]:
+        """The body as lines of text, split on ``\\n``, ``\\r\\n`` or ``\\r`` (not kept)."""
+        decoder = LineDecoder()
+        async for text in self.aiter_text(encoding=encoding):
+            for line in decoder.decode(text):
+                yield line
+        for line in decoder.flush():
+            yield line
+
+    async def aclose(self) -> None:
+        """Release the connection; an unread remainder of the body is dropped with it."""
+        if not self._closed:
+            self._closed = True
+            self._stream.close()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    @property
+    def content(self) -> bytes:
+        content = self._content
+        if content is None:
+            raise ResponseNotRead("the body has not been read: call `await response.aread()` first")
+        return content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.encoding, errors="replace")
+
+    def json(self, **kwargs: Any) -> Any:
+        """The body parsed as JSON (orjson when installed); call after ``aread()``."""
+        content = self.content
+        if kwargs:
+            import json
+
+            return json.loads(self.text, **kwargs)
+        if self.encoding.replace("-", "").replace("_", "").lower() in ("utf8", "ascii", "usascii"):
+            return json_loads(content)
+        return json_loads(self.text)
+
+    async def __aenter__(self) -> Response:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status_code} {self.reason_phrase}]>"

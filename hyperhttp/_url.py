@@ -1,0 +1,243 @@
+"""URL: parsed once, validated once, with the request target and Host field pre-encoded.
+
+Only ``http`` and ``https`` are requestable. Characters that may not appear in a request target
+(RFC 3986 section 2, RFC 9112 section 3.2) are percent-encoded; control characters are refused
+outright because silently dropping them (as ``urllib.parse`` does) would send a different URL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Iterable, Mapping, Sequence, Tuple, Union
+from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
+
+from .exceptions import InvalidURL
+
+__all__ = ["URL", "QueryParams", "DEFAULT_PORTS"]
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_PrimitiveValue = Union[str, int, float, bool, None]
+QueryParams = Union[
+    Mapping[str, Union[_PrimitiveValue, Sequence[_PrimitiveValue]]],
+    Sequence[Tuple[str, _PrimitiveValue]],
+    str,
+    bytes,
+    None,
+]
+
+# Characters kept as they are in a path or query: RFC 3986 unreserved, sub-delims, ":" "@" "/" "?"
+# and "%" (already percent-encoded input is left alone).
+_SAFE_PATH = "/:@!$&'()*+,;=-._~%"
+_SAFE_QUERY = _SAFE_PATH + "?"
+_CONTROL = frozenset(chr(c) for c in range(0x20)) | {"\x7f"}
+_UNSAFE_TARGET = frozenset(' "<>\\^`{|}')
+
+
+def _needs_quoting(text: str) -> bool:
+    return not text.isascii() or any(c in _UNSAFE_TARGET for c in text)
+
+
+def _primitive(value: _PrimitiveValue) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def encode_query(params: QueryParams) -> str:
+    """Render query parameters (a mapping, a list of pairs, or a ready string) as ``a=1&b=2``."""
+    if params is None:
+        return ""
+    if isinstance(params, bytes):
+        return params.decode("ascii")
+    if isinstance(params, str):
+        return params.lstrip("?")
+    pairs: list[tuple[str, str]] = []
+    items: Iterable[tuple[str, Any]] = params.items() if isinstance(params, Mapping) else params
+    for key, value in items:
+        if isinstance(value, (list, tuple)):
+            pairs.extend((str(key), _primitive(v)) for v in value)
+        else:
+            pairs.append((str(key), _primitive(value)))
+    return urlencode(pairs)
+
+
+class URL:
+    """An absolute ``http``/``https`` URL (or a relative reference used for joining)."""
+
+    __slots__ = (
+        "_split",
+        "scheme",
+        "host",
+        "port",
+        "path",
+        "query",
+        "fragment",
+        "username",
+        "password",
+        "target",
+        "host_header",
+        "origin",
+        "_str",
+    )
+
+    scheme: str
+    host: str
+    port: int | None
+    path: str
+    query: str
+    fragment: str
+    username: str
+    password: str
+    target: bytes
+    host_header: bytes
+    origin: tuple[str, str, int]
+
+    def __init__(self, url: str | URL = "", *, params: QueryParams = None) -> None:
+        if isinstance(url, URL):
+            url = str(url)
+        elif not isinstance(url, str):
+            raise InvalidURL(f"URL must be a str, not {type(url).__name__}")
+        if any(c in _CONTROL for c in url):
+            raise InvalidURL(f"URL contains control characters: {url!r}")
+        try:
+            split = urlsplit(url)
+            port = split.port
+        except ValueError as exc:
+            raise InvalidURL(f"invalid URL {url!r}: {exc}") from None
+        scheme = split.scheme.lower()
+        path = split.path
+        query = split.query
+        if params is not None:
+            extra = encode_query(params)
+            if extra:
+                query = f"{query}&{extra}" if query else extra
+        if _needs_quoting(path):
+            path = quote(path, safe=_SAFE_PATH)
+        if _needs_quoting(query):
+            query = quote(query, safe=_SAFE_QUERY)
+        self.scheme = scheme
+        self.port = port
+        self.path = path
+        self.query = query
+        self.fragment = split.fragment
+        self.username = split.username or ""
+        self.password = split.password or ""
+        self.host = ""
+        self.origin = ("", "", 0)
+        self.host_header = b""
+        if split.hostname:
+            self.host = self._normalise_host(split.hostname)
+        if scheme or self.host:
+            self._check_absolute(url)
+            self._split = SplitResult(scheme, self._netloc(), path, query, split.fragment)
+        else:
+            self._split = SplitResult("", split.netloc, path, query, split.fragment)
+        target = path or "/"
+        if query:
+            target = f"{target}?{query}"
+        self.target = target.encode("ascii")
+        self._str = self._split.geturl()
+
+    def _check_absolute(self, original: str) -> None:
+        if self.scheme not in DEFAULT_PORTS:
+            raise InvalidURL(f"unsupported URL scheme {self.scheme!r} in {original!r}")
+        if not self.host:
+            raise InvalidURL(f"URL has no host: {original!r}")
+        if self.port is not None and not 0 < self.port < 65536:
+            raise InvalidURL(f"invalid port in {original!r}")
+        port = self.port if self.port is not None else DEFAULT_PORTS[self.scheme]
+        self.origin = (self.scheme, self.host, port)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port is not None and self.port != DEFAULT_PORTS[self.scheme]:
+            host = f"{host}:{self.port}"
+        self.host_header = host.encode("ascii")
+
+    @staticmethod
+    def _normalise_host(host: str) -> str:
+        host = host.lower()
+        if host.isascii():
+            if any(c in _UNSAFE_TARGET or c in "/?#@" for c in host):
+                raise InvalidURL(f"invalid host {host!r}")
+            return host
+        try:
+            ipaddress.ip_address(host)
+            return host
+        except ValueError:
+            pass
+        try:
+            return host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise InvalidURL(f"invalid international host {host!r}: {exc}") from None
+
+    def _netloc(self) -> str:
+        netloc = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port is not None:
+            netloc = f"{netloc}:{self.port}"
+        if self.username or self.password:
+            userinfo = quote(self.username, safe="")
+            if self.password:
+                userinfo = f"{userinfo}:{quote(self.password, safe='')}"
+            netloc = f"{userinfo}@{netloc}"
+        return netloc
+
+    # -- derived ---------------------------------------------------------------------------
+
+    @property
+    def is_absolute(self) -> bool:
+        return bool(self.scheme)
+
+    @property
+    def effective_port(self) -> int:
+        return self.port if self.port is not None else DEFAULT_PORTS.get(self.scheme, 0)
+
+    @property
+    def netloc(self) -> str:
+        return self._split.netloc
+
+    @property
+    def raw_path(self) -> str:
+        """Path and query as sent in the request line."""
+        return self.target.decode("ascii")
+
+    @property
+    def is_ip_address(self) -> bool:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+    def join(self, url: str | URL) -> URL:
+        """Resolve a reference against this URL (RFC 3986 section 5)."""
+        return URL(urljoin(self._str, str(url)))
+
+    def copy_with(self, **components: Any) -> URL:
+        """A new URL with some of scheme, netloc, path, query or fragment replaced."""
+        split = self._split._replace(**components)
+        return URL(split.geturl())
+
+    def copy_merge_params(self, params: QueryParams) -> URL:
+        return URL(self._str, params=params)
+
+    # -- dunder ----------------------------------------------------------------------------
+
+    def __str__(self) -> str:
+        return self._str
+
+    def __repr__(self) -> str:
+        return f"URL({self._str!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, URL):
+            return self._str == other._str
+        if isinstance(other, str):
+            return self._str == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._str)

@@ -1,0 +1,188 @@
+"""The one exception hierarchy of hyperhttp.
+
+Every layer maps foreign exceptions (OSError, ssl.SSLError, httptools.HttpParserError, h2 errors) at
+the boundary where they arise, so callers only ever see these classes::
+
+    HyperHTTPError
+    ├── TransportError
+    │   ├── ConnectError
+    │   ├── ReadError
+    │   ├── WriteError
+    │   ├── TLSError
+    │   ├── ProxyError
+    │   ├── DNSError
+    │   ├── ProtocolError
+    │   │   ├── RemoteProtocolError
+    │   │   └── LocalProtocolError
+    │   └── TimeoutException
+    │       ├── ConnectTimeout
+    │       ├── ReadTimeout
+    │       ├── WriteTimeout
+    │       └── PoolTimeout
+    ├── InvalidURL
+    ├── HTTPStatusError
+    ├── TooManyRedirects
+    ├── StreamError
+    │   ├── StreamConsumed
+    │   ├── ResponseClosed
+    │   └── ResponseNotRead
+    ├── ResponseTooLarge
+    ├── DecompressionError
+    ├── CircuitBreakerOpen
+    └── PoolClosed
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._models import Request, Response
+
+__all__ = [
+    "HyperHTTPError",
+    "TransportError",
+    "ConnectError",
+    "ReadError",
+    "WriteError",
+    "TLSError",
+    "ProxyError",
+    "DNSError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "LocalProtocolError",
+    "TimeoutException",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "WriteTimeout",
+    "PoolTimeout",
+    "InvalidURL",
+    "HTTPStatusError",
+    "TooManyRedirects",
+    "StreamError",
+    "StreamConsumed",
+    "ResponseClosed",
+    "ResponseNotRead",
+    "ResponseTooLarge",
+    "DecompressionError",
+    "CircuitBreakerOpen",
+    "PoolClosed",
+]
+
+
+class HyperHTTPError(Exception):
+    """Root of every exception hyperhttp raises."""
+
+
+class TransportError(HyperHTTPError):
+    """Something went wrong below HTTP semantics: the socket, TLS, DNS, framing or a timer."""
+
+
+class ConnectError(TransportError):
+    """The TCP connection could not be established."""
+
+
+class ReadError(TransportError):
+    """The connection failed while a response was being received."""
+
+
+class WriteError(TransportError):
+    """The connection failed while the request was being sent."""
+
+
+class TLSError(TransportError):
+    """The TLS handshake or the TLS session failed (unknown CA, hostname mismatch, ...)."""
+
+
+class ProxyError(TransportError):
+    """The proxy refused or broke the tunnel."""
+
+
+class DNSError(TransportError):
+    """The host name could not be resolved."""
+
+
+class ProtocolError(TransportError):
+    """A peer broke the HTTP protocol."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The server sent something HTTP does not allow (malformed head, bad framing, early close)."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The caller asked for something HTTP does not allow (CR/LF in a header, a bad method)."""
+
+
+class TimeoutException(TransportError):
+    """Base of the four timeouts: connect, read, write and pool."""
+
+
+class ConnectTimeout(TimeoutException):
+    """Connecting (DNS, TCP and TLS handshake) took longer than the connect timeout."""
+
+
+class ReadTimeout(TimeoutException):
+    """No response data arrived within the read timeout."""
+
+
+class WriteTimeout(TimeoutException):
+    """The request could not be written within the write timeout."""
+
+
+class PoolTimeout(TimeoutException):
+    """No connection became available within the pool timeout."""
+
+
+class InvalidURL(HyperHTTPError):
+    """The URL cannot be requested: no host, an unknown scheme, a bad port, control characters."""
+
+
+class HTTPStatusError(HyperHTTPError):
+    """Raised by ``Response.raise_for_status()`` for a 4xx or 5xx response."""
+
+    def __init__(self, message: str, *, request: Request, response: Response) -> None:
+        super().__init__(message)
+        self.request = request
+        self.response = response
+
+
+class TooManyRedirects(HyperHTTPError):
+    """The redirect chain is longer than ``max_redirects``."""
+
+
+class StreamError(HyperHTTPError):
+    """A response body was used in a way its state does not allow."""
+
+
+class StreamConsumed(StreamError):
+    """The body was already streamed and cannot be read again."""
+
+
+class ResponseClosed(StreamError):
+    """The response was closed before its body was read."""
+
+
+class ResponseNotRead(StreamError):
+    """``content``, ``text`` or ``json()`` was used before ``await response.aread()``."""
+
+
+class ResponseTooLarge(HyperHTTPError):
+    """The response body is larger than the configured maximum."""
+
+
+class DecompressionError(HyperHTTPError):
+    """The body could not be decoded (corrupt data, or it expands past the configured limit)."""
+
+
+class CircuitBreakerOpen(HyperHTTPError):
+    """Requests to this host are refused because its circuit breaker is open."""
+
+    def __init__(self, host: str, remaining: float, *args: Any) -> None:
+        super().__init__(f"circuit breaker open for {host}; retry in {remaining:.1f}s", *args)
+        self.host = host
+        self.remaining = remaining
+
+
+class PoolClosed(HyperHTTPError):
+    """A request was made on a Client that has been closed."""

@@ -1,0 +1,386 @@
+"""ConnectionPool: the default Transport. Per-origin idle connections, a global cap, FIFO waiters.
+
+The hot path is synchronous: an idle connection for the origin is popped from a deque (LIFO, so hot
+connections stay warm and surplus ones age out) and the request is written before anything is
+awaited. Only a miss awaits: a new connection when under ``max_connections``, else a place in a
+FIFO of waiters with the pool timeout as a timer handle. asyncio is single-threaded, so there are no
+locks: plain deques, counters and futures.
+
+Connections report back through two callbacks: ``_on_idle`` when a response completed and the
+connection can be reused, ``_on_lost`` when its socket is gone (including a server closing it
+while it sat idle, which removes it at once rather than on the next failed write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from time import perf_counter
+from collections import deque
+from typing import Any
+
+from .._models import Request, Response
+from .._transport import Transport
+from .._url import URL
+from ..exceptions import PoolClosed, PoolTimeout, ReadError, RemoteProtocolError
+from ..proto.h1 import ConnectionNotAvailable, H1Connection, encode_request_head
+from .connect import open_connection
+from .dns import AiodnsResolver, Resolver
+from .tls import create_ssl_context
+
+__all__ = ["ConnectionPool"]
+
+_RECEIVE_BUFFER = 256 * 1024
+# Methods that can be replayed after the stale keep-alive race (RFC 9110 section 9.2.2).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_GRANT = object()  # a waiter's result meaning "capacity is reserved for you: connect"
+
+
+class _Origin:
+    """Everything the pool keeps for one origin (scheme, host, port)."""
+
+    __slots__ = ("label", "host", "port", "tls", "idle", "connections", "connecting", "waiters",
+                 "waiting", "requests")
+
+    def __init__(self, url: URL) -> None:
+        scheme, host, port = url.origin
+        self.label = f"{scheme}://{url.host_header.decode('ascii')}"
+        if url.port is None:
+            self.label = f"{self.label}:{port}"
+        self.host = host
+        self.port = port
+        self.tls = scheme == "https"
+        self.idle: deque[H1Connection] = deque()
+        self.connections: set[H1Connection] = set()
+        self.connecting = 0
+        self.waiters: deque[_Waiter] = deque()
+        self.waiting = 0
+        self.requests = 0
+
+
+class _Waiter:
+    __slots__ = ("origin", "future")
+
+    def __init__(self, origin: _Origin, future: asyncio.Future[Any]) -> None:
+        self.origin = origin
+        self.future = future
+
+
+class ConnectionPool(Transport):
+    """Keeps connections per origin and hands them to requests."""
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        max_keepalive_connections: int = 20,
+        keepalive_expiry: float | None = 120.0,
+        connect_timeout: float | None = 10.0,
+        resolver: Resolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if max_keepalive_connections < 0:
+            raise ValueError("max_keepalive_connections must not be negative")
+        self.max_connections = max_connections
+        self.max_keepalive_connections = max_keepalive_connections
+        self.keepalive_expiry = keepalive_expiry
+        self.connect_timeout = connect_timeout
+        self._resolver: Resolver = resolver if resolver is not None else AiodnsResolver()
+        self._ssl_context = ssl_context
+        self._origins: dict[tuple[str, str, int], _Origin] = {}
+        self._total = 0  # open and opening connections, across origins
+        self._waiters: deque[_Waiter] = deque()  # FIFO across origins, for freed capacity
+        self._waiting = 0
+        self._buffer = memoryview(bytearray(_RECEIVE_BUFFER))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    # -- Transport ----------------------------------------------------------------------------
+
+    async def handle_async_request(self, request: Request) -> Response:
+        if self._closed:
+            raise PoolClosed("the client has been closed")
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        url = request.url
+        origin = self._origins.get(url.origin)
+        if origin is None:
+            origin = self._origins[url.origin] = _Origin(url)
+        started = perf_counter()
+        timeout = request.timeout
+        method = request.method
+        head = encode_request_head(request.method_bytes, url.target, request.header_lines())
+        body = request.content if request.content is not None else request.stream
+        retried = False
+        fresh = False
+        # Each pass either returns, raises, or used up one dead connection; the bound is a guard.
+        for _ in range(self.max_connections + 3):
+            connection = None if fresh else self._take_idle(origin)
+            if connection is None:
+                connection = await self._acquire(origin, timeout.pool, timeout.connect)
+            reused = connection.request_count > 0
+            try:
+                status, version, headers, stream = await connection.send(
+                    head,
+                    body,
+                    is_head=method == "HEAD",
+                    chunked=request.chunked,
+                    read_timeout=timeout.read,
+                    write_timeout=timeout.write,
+                )
+            except ConnectionNotAvailable:
+                continue  # closed while idle; nothing was sent
+            except (RemoteProtocolError, ReadError):
+                # The stale keep-alive race: the server closed a reused connection just as the
+                # request went out. Replay once on a new connection if that is safe.
+                if (
+                    retried
+                    or not reused
+                    or connection.response_started
+                    or method not in _IDEMPOTENT
+                    or not request.replayable
+                ):
+                    raise
+                retried = fresh = True
+                continue
+            origin.requests += 1
+            return Response(
+                status, version, headers, stream, request=request, elapsed=perf_counter() - started
+            )
+        raise ReadError("no usable connection could be obtained")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
+        for waiter in self._waiters:
+            if not waiter.future.done():
+                waiter.future.set_exception(PoolClosed("the client was closed"))
+        for origin in self._origins.values():
+            for connection in list(origin.connections):
+                connection.close()
+            origin.idle.clear()
+        close = getattr(self._resolver, "close", None)
+        if close is not None:
+            close()
+
+    def get_stats(self) -> dict[str, dict[str, int]]:
+        """Per origin: connections (open or opening), idle, in_use (= active), waiting, requests."""
+        stats: dict[str, dict[str, int]] = {}
+        for origin in self._origins.values():
+            idle = len(origin.idle)
+            in_use = len(origin.connections) - idle
+            stats[origin.label] = {
+                "connections": len(origin.connections) + origin.connecting,
+                "idle": idle,
+                "in_use": in_use,
+                "active": in_use,
+                "connecting": origin.connecting,
+                "waiting": origin.waiting,
+                "requests": origin.requests,
+            }
+        return stats
+
+    # -- acquiring ----------------------------------------------------------------------------
+
+    def _take_idle(self, origin: _Origin) -> H1Connection | None:
+        idle = origin.idle
+        while idle:
+            connection = idle.pop()
+            connection.idle_since = 0.0
+            if connection.is_idle:
+                return connection
+            # closed but its connection_lost has not run yet: forget it now
+            self._forget(connection)
+        return None
+
+    async def _acquire(
+        self, origin: _Origin, pool_timeout: float | None, connect_timeout: float | None
+    ) -> H1Connection:
+        if self._total < self.max_connections:
+            self._total += 1
+            return await self._connect(origin, connect_timeout)
+        result = await self._wait(origin, pool_timeout)
+        if result is _GRANT:
+            return await self._connect(origin, connect_timeout)
+        connection: H1Connection = result
+        return connection
+
+    async def _wait(self, origin: _Origin, timeout: float | None) -> Any:
+        assert self._loop is not None
+        waiter = _Waiter(origin, self._loop.create_future())
+        origin.waiters.append(waiter)
+        self._waiters.append(waiter)
+        origin.waiting += 1
+        self._waiting += 1
+        self._evict_idle_elsewhere(origin)
+        timer = None
+        if timeout is not None:
+            timer = self._loop.call_later(timeout, self._wait_timed_out, waiter.future, timeout)
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            future = waiter.future
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._give_back(origin, future.result())
+            raise
+        finally:
+            origin.waiting -= 1
+            self._waiting -= 1
+            if timer is not None:
+                timer.cancel()
+
+    @staticmethod
+    def _wait_timed_out(future: asyncio.Future[Any], timeout: float) -> None:
+        if not future.done():
+            future.set_exception(PoolTimeout(f"no connection available within {timeout}s"))
+
+    def _give_back(self, origin: _Origin, result: Any) -> None:
+        """A waiter was cancelled after it was served: pass on what it was given."""
+        if result is _GRANT:
+            self._total -= 1
+            self._grant_capacity()
+        else:
+            self._on_idle(result)
+
+    def _evict_idle_elsewhere(self, origin: _Origin) -> None:
+        """At the global cap, the longest-idle connection (usually of another origin) makes room."""
+        oldest: H1Connection | None = None
+        for other in self._origins.values():
+            if other.idle:
+                candidate = other.idle[0]
+                if oldest is None or candidate.idle_since < oldest.idle_since:
+                    oldest = candidate
+        if oldest is not None:
+            self._discard(oldest)
+
+    async def _connect(self, origin: _Origin, connect_timeout: float | None) -> H1Connection:
+        """Open a connection; the caller has already reserved its place under the global cap."""
+        loop = self._loop
+        assert loop is not None
+        timeouts = [t for t in (connect_timeout, self.connect_timeout) if t is not None]
+        origin.connecting += 1
+        ssl_context = None
+        if origin.tls:
+            if self._ssl_context is None:
+                self._ssl_context = create_ssl_context()
+            ssl_context = self._ssl_context
+        buffer = self._buffer
+        try:
+            connection = await open_connection(
+                lambda: H1Connection(loop, buffer, self._on_idle, self._on_lost),
+                origin.host,
+                origin.port,
+                resolver=self._resolver,
+                ssl_context=ssl_context,
+                timeout=min(timeouts) if timeouts else None,
+            )
+        except BaseException:
+            origin.connecting -= 1
+            self._total -= 1
+            self._grant_capacity()
+            raise
+        origin.connecting -= 1
+        connection.pool_key = origin
+        origin.connections.add(connection)
+        if self._closed:
+            connection.close()
+            raise PoolClosed("the client was closed")
+        return connection
+
+    # -- connections reporting back --------------------------------------------------------
+
+    def _on_idle(self, connection: H1Connection) -> None:
+        """A response completed and the connection may be reused."""
+        origin: _Origin | None = connection.pool_key
+        if origin is None:
+            return
+        waiters = origin.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.future.done():
+                waiter.future.set_result(connection)
+                return
+        if self._closed:
+            self._discard(connection)
+            return
+        if self._waiting and self._total >= self.max_connections:
+            # Another origin is waiting for capacity: make room rather than keep this one.
+            self._discard(connection)
+            return
+        idle = origin.idle
+        if len(idle) >= self.max_keepalive_connections:
+            self._discard(connection)
+            return
+        assert self._loop is not None
+        connection.idle_since = self._loop.time()
+        idle.append(connection)
+        if self._sweep_handle is None and self.keepalive_expiry is not None:
+            self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
+
+    def _on_lost(self, connection: H1Connection) -> None:
+        """The connection's socket is gone (closed by either side)."""
+        if connection.pool_key is None:
+            return
+        if connection.idle_since:
+            try:
+                connection.pool_key.idle.remove(connection)
+            except ValueError:
+                pass
+        self._forget(connection)
+
+    def _discard(self, connection: H1Connection) -> None:
+        """Close a connection the pool no longer wants and free its place at once."""
+        origin: _Origin | None = connection.pool_key
+        if origin is not None and connection.idle_since:
+            try:
+                origin.idle.remove(connection)
+            except ValueError:
+                pass
+        self._forget(connection)
+        connection.close()
+
+    def _forget(self, connection: H1Connection) -> None:
+        origin: _Origin | None = connection.pool_key
+        if origin is None:
+            return
+        connection.pool_key = None
+        connection.idle_since = 0.0
+        origin.connections.discard(connection)
+        self._total -= 1
+        self._grant_capacity()
+
+    def _grant_capacity(self) -> None:
+        """Room under the global cap: the oldest waiter (of any origin) may connect."""
+        waiters = self._waiters
+        while waiters and self._total < self.max_connections:
+            waiter = waiters.popleft()
+            if not waiter.future.done():
+                self._total += 1
+                waiter.future.set_result(_GRANT)
+
+    def _sweep(self) -> None:
+        """Close connections idle for longer than keepalive_expiry; come back for the rest."""
+        self._sweep_handle = None
+        expiry = self.keepalive_expiry
+        loop = self._loop
+        if expiry is None or loop is None or self._closed:
+            return
+        now = loop.time()
+        next_due: float | None = None
+        for origin in self._origins.values():
+            idle = origin.idle
+            while idle and now - idle[0].idle_since >= expiry:
+                self._discard(idle[0])
+            if idle:
+                due = idle[0].idle_since + expiry
+                next_due = due if next_due is None else min(next_due, due)
+        if next_due is not None:
+            self._sweep_handle = loop.call_at(next_due, self._sweep)

@@ -1,0 +1,498 @@
+"""HTTP/1.1 (RFC 9112) over one ``asyncio.BufferedProtocol`` per connection, parsed by httptools.
+
+The socket is read into a receive buffer that the owner shares between all its connections (reads
+are handed to the parser synchronously, so one buffer per event loop is enough) and fed to
+``httptools.HttpResponseParser`` as a memoryview. The parser's callbacks build the response head;
+the head is handed over as soon as it is complete and the body flows into a ``BodyStream``.
+
+httptools has three gaps this module closes itself:
+
+* it cannot be told the request was HEAD, so a HEAD response is completed at headers-complete and
+  the parser is replaced before the next request (204, 304 and 1xx it frames correctly itself);
+* it has no end-of-input call, so a body delimited by the connection closing is completed in
+  ``eof_received``/``connection_lost``, and a length-delimited body cut short there is an error;
+* it cannot pause, so back-pressure is ``transport.pause_reading()``.
+
+A connection that sees anything unexpected (bytes while idle, a malformed message, a request
+abandoned mid-flight) is closed, never handed back for reuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Iterable, AsyncIterable, Union
+
+import httptools
+
+from ..exceptions import (
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    WriteError,
+    WriteTimeout,
+)
+from .stream import BodyStream
+
+__all__ = [
+    "H1Connection",
+    "ConnectionNotAvailable",
+    "ResponseHead",
+    "encode_chunk",
+    "encode_request_head",
+]
+
+_IDLE = 0  # no request in flight; may sit in a pool
+_WAITING = 1  # request sent (or being sent), response head not complete
+_BODY = 2  # head handed over, body arriving
+_CLOSED = 3
+
+# Bodies up to this size are appended to the head and written with it in one call.
+_COALESCE_LIMIT = 64 * 1024
+# Larger bodies are written in slices of this size, waiting for the transport to drain between.
+_WRITE_SLICE = 256 * 1024
+
+RequestBody = Union[bytes, bytearray, memoryview, Iterable[bytes], AsyncIterable[bytes], None]
+ResponseHead = tuple[int, str, list[tuple[bytes, bytes]], BodyStream]
+
+_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "0.9": "HTTP/0.9"}
+
+
+class ConnectionNotAvailable(Exception):
+    """Internal: the connection closed while idle, before any byte of the request was written.
+
+    The pool catches it and takes another connection; it never reaches the caller.
+    """
+
+
+def encode_request_head(method: bytes, target: bytes, header_lines: bytes) -> bytes:
+    """Request line and fields (RFC 9112 section 3), ending with the empty line."""
+    return b"".join((method, b" ", target, b" HTTP/1.1\r\n", header_lines, b"\r\n"))
+
+
+def encode_chunk(data: bytes | bytearray | memoryview) -> bytes:
+    """One chunk of a chunked request body (RFC 9112 section 7.1)."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class H1Connection(asyncio.BufferedProtocol):
+    """One HTTP/1.1 connection: sends a request, parses its response, then is reusable."""
+
+    __slots__ = (
+        "_loop",
+        "_transport",
+        "_buffer",
+        "_parser",
+        "_parser_stale",
+        "_state",
+        "_waiter",
+        "_timer",
+        "_stream",
+        "_headers",
+        "_interim",
+        "_is_head",
+        "_release_pending",
+        "_keep_alive",
+        "_body_unsent",
+        "_write_paused",
+        "_drain_waiter",
+        "_on_idle",
+        "_on_lost",
+        "_lost_exc",
+        "_read_timeout",
+        "_sent_at",
+        "response_started",
+        "request_count",
+        "pool_key",
+        "idle_since",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        buffer: memoryview,
+        on_idle: Callable[[H1Connection], None],
+        on_lost: Callable[[H1Connection], None],
+    ) -> None:
+        self._loop = loop
+        self._transport: Any = None
+        self._buffer = buffer
+        self._parser = httptools.HttpResponseParser(self)
+        self._parser_stale = False
+        self._state = _IDLE
+        self._waiter: asyncio.Future[ResponseHead] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._stream: BodyStream | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._interim = False
+        self._is_head = False
+        self._release_pending = False
+        self._keep_alive = True
+        self._body_unsent = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._on_idle = on_idle
+        self._on_lost = on_lost
+        self._lost_exc: BaseException | None = None
+        self._read_timeout: float | None = None
+        self._sent_at = 0.0
+        self.response_started = False
+        self.request_count = 0
+        self.pool_key: Any = None
+        self.idle_since = 0.0
+
+    # -- state seen by the owner --------------------------------------------------------------
+
+    @property
+    def is_closed(self) -> bool:
+        return self._state == _CLOSED
+
+    @property
+    def is_idle(self) -> bool:
+        return self._state == _IDLE
+
+    @property
+    def http_version(self) -> str:
+        return "HTTP/1.1"
+
+    def close(self) -> None:
+        """Close now; whatever is in flight fails."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+        if self._state != _CLOSED:
+            self._fail(ReadError("connection closed by the client"))
+
+    def abort(self) -> None:
+        """Drop the connection without a graceful close (the request was abandoned mid-flight)."""
+        transport = self._transport
+        if transport is not None:
+            transport.abort()
+        if self._state != _CLOSED:
+            self._fail(ReadError("connection aborted"))
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        head: bytes,
+        body: RequestBody,
+        *,
+        is_head: bool,
+        chunked: bool,
+        read_timeout: float | None,
+        write_timeout: float | None,
+    ) -> ResponseHead:
+        """Write one request and wait for its response head.
+
+        ``head`` is the request line and fields, ending with the blank line. A ``bytes``-like
+        ``body`` up to 64 KiB goes out with the head in one write; larger ones in memoryview
+        slices; iterables chunk by chunk (with chunked framing when ``chunked``).
+        """
+        transport = self._transport
+        if self._state != _IDLE or transport is None or transport.is_closing():
+            raise ConnectionNotAvailable()
+        if self._parser_stale:
+            self._parser = httptools.HttpResponseParser(self)
+            self._parser_stale = False
+        self._state = _WAITING
+        self._is_head = is_head
+        self._interim = False
+        self._keep_alive = True
+        self.response_started = False
+        self.request_count += 1
+        self._read_timeout = read_timeout
+        waiter = self._waiter = self._loop.create_future()
+        try:
+            if body is None:
+                transport.write(head)
+            elif isinstance(body, bytes) and len(body) <= _COALESCE_LIMIT:
+                transport.write(head + body)
+            else:
+                self._body_unsent = True
+                transport.write(head)
+                if await self._write_body(body, chunked, write_timeout):
+                    self._body_unsent = False
+            if not waiter.done() and read_timeout is not None:
+                self._timer = self._loop.call_later(read_timeout, self._head_timed_out)
+            return await waiter
+        except BaseException:
+            # Abandoned or failed mid-flight: the connection's state is unknown, so it is dropped.
+            if self._state == _WAITING:
+                self.abort()
+            raise
+        finally:
+            timer = self._timer
+            if timer is not None:
+                timer.cancel()
+                self._timer = None
+
+    async def _write_body(self, body: RequestBody, chunked: bool, timeout: float | None) -> bool:
+        """Write the body; False when it stopped early because the server already answered."""
+        transport = self._transport
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            view = memoryview(body).cast("B")
+            for start in range(0, len(view), _WRITE_SLICE):
+                if self._state != _WAITING:
+                    return False
+                transport.write(view[start : start + _WRITE_SLICE])
+                if self._write_paused:
+                    await self._drain(timeout)
+            return True
+        if hasattr(body, "__aiter__"):
+            async for chunk in body:  # type: ignore[union-attr]
+                if not await self._write_piece(chunk, chunked, timeout):
+                    return False
+        else:
+            for chunk in body:  # type: ignore[union-attr]
+                if not await self._write_piece(chunk, chunked, timeout):
+                    return False
+        if self._state != _WAITING:
+            return False
+        if chunked:
+            transport.write(b"0\r\n\r\n")
+        return True
+
+    async def _write_piece(self, chunk: Any, chunked: bool, timeout: float | None) -> bool:
+        if self._state != _WAITING:
+            return False
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError(f"request body chunks must be bytes, not {type(chunk).__name__}")
+        if not chunk:
+            return True
+        self._transport.write(encode_chunk(chunk) if chunked else chunk)
+        if self._write_paused:
+            await self._drain(timeout)
+        return True
+
+    async def _drain(self, timeout: float | None) -> None:
+        if self._lost_exc is not None or self._state == _CLOSED:
+            raise WriteError("connection lost while sending the request body")
+        waiter = self._drain_waiter = self._loop.create_future()
+        timer = None
+        if timeout is not None:
+            timer = self._loop.call_later(timeout, self._write_timed_out, waiter)
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._drain_waiter = None
+
+    def _write_timed_out(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            waiter.set_exception(WriteTimeout("the request body could not be sent in time"))
+            self._transport.abort()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _head_timed_out(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(
+                ReadTimeout(f"no response within the read timeout of {self._read_timeout}s")
+            )
+            self._waiter = None
+            self.abort()
+
+    # -- asyncio.BufferedProtocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        state = self._state
+        if state == _IDLE or state == _CLOSED:
+            # Bytes nobody asked for: the connection cannot be trusted any more.
+            self._transport.close()
+            self._fail(RemoteProtocolError("unexpected data from the server on an idle connection"))
+            return
+        self.response_started = True
+        try:
+            self._parser.feed_data(self._buffer[:nbytes])
+        except httptools.HttpParserUpgrade:
+            self._protocol_error("the server switched protocols, which was not asked for")
+            return
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, RemoteProtocolError):
+                self._protocol_error(str(cause))
+            else:
+                self._protocol_error(f"malformed response: {exc}")
+            return
+        except httptools.HttpParserError as exc:
+            self._protocol_error(f"malformed response: {exc}")
+            return
+        if self._release_pending:
+            self._release()
+
+    def eof_received(self) -> bool | None:
+        if self._state == _BODY:
+            self._end_of_input()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost_exc = exc
+        state = self._state
+        if state == _BODY:
+            self._end_of_input()
+        if self._state != _CLOSED:
+            self._fail(self._lost_error(exc))
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(WriteError(f"connection lost while sending the request: {exc}"))
+        self._on_lost(self)
+
+    def _lost_error(self, exc: Exception | None) -> Exception:
+        if self._state == _BODY and self._stream is not None:
+            message = (
+                "server closed the connection before the body was complete "
+                f"(received {self._stream.received} bytes)"
+            )
+        elif self._state == _WAITING:
+            message = "server disconnected without sending a response"
+        else:
+            message = "connection closed"
+        if exc is None:
+            return RemoteProtocolError(message)
+        return ReadError(f"{message}: {exc}")
+
+    # -- httptools callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._state != _WAITING:
+            raise RemoteProtocolError("the server sent more than one response to one request")
+        self._headers = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if status < 200:
+            # Interim responses (RFC 9110 section 15.2) are skipped; the final one follows.
+            self._interim = True
+            return
+        stream = self._stream = BodyStream(self, self._loop, self._read_timeout)
+        self._state = _BODY
+        waiter = self._waiter
+        self._waiter = None
+        version = _VERSIONS.get(parser.get_http_version()) or "HTTP/" + parser.get_http_version()
+        if self._is_head:
+            # RFC 9110 section 9.3.2: a HEAD response has no content, whatever its fields say.
+            self._keep_alive = _keep_alive_from_fields(self._headers, version)
+            self._parser_stale = True
+            self._message_complete()
+        if waiter is not None and not waiter.done():
+            waiter.set_result((status, version, self._headers, stream))
+
+    def on_body(self, body: bytes) -> None:
+        stream = self._stream
+        if self._state != _BODY or stream is None:
+            raise RemoteProtocolError("the server sent content after a response without content")
+        stream.feed(body)
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        if self._state != _BODY:
+            return  # HEAD: completed at headers-complete already
+        self._keep_alive = self._parser.should_keep_alive()
+        self._message_complete()
+
+    # -- completion ---------------------------------------------------------------------------
+
+    def _message_complete(self) -> None:
+        stream = self._stream
+        self._stream = None
+        self._state = _IDLE
+        if not self._keep_alive or self._body_unsent:
+            self._state = _CLOSED
+            self._transport.close()
+        else:
+            self._release_pending = True
+        if stream is not None:
+            stream.finish()
+
+    def _release(self) -> None:
+        self._release_pending = False
+        if self._state == _IDLE:
+            self._on_idle(self)
+
+    def _end_of_input(self) -> None:
+        """The server closed its side: that ends a close-delimited body (RFC 9112 section 6.3)."""
+        stream = self._stream
+        if self._state == _BODY and stream is not None and self._close_delimited():
+            self._stream = None
+            self._state = _CLOSED
+            stream.finish()
+
+    def _close_delimited(self) -> bool:
+        for name, value in self._headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                return False
+            if lower == b"transfer-encoding" and b"chunked" in value.lower():
+                return False
+        return True
+
+    def _protocol_error(self, message: str) -> None:
+        transport = self._transport
+        if transport is not None:
+            transport.close()
+        self._fail(RemoteProtocolError(message))
+
+    def _fail(self, exc: BaseException) -> None:
+        """Fail whatever is in flight with ``exc``; the connection is finished."""
+        self._state = _CLOSED
+        self._release_pending = False
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_exception(exc)
+        stream = self._stream
+        if stream is not None:
+            self._stream = None
+            stream.fail(exc)
+
+    # -- StreamOwner --------------------------------------------------------------------------
+
+    def pause_body(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+
+    def resume_body(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
+    def abandon_body(self, stream: BodyStream) -> None:
+        if stream is self._stream:
+            self.abort()
+
+
+def _keep_alive_from_fields(headers: list[tuple[bytes, bytes]], version: str) -> bool:
+    """RFC 9112 section 9.3: persistence from the Connection field and the protocol version."""
+    tokens: list[bytes] = []
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.extend(token.strip().lower() for token in value.split(b","))
+    if b"close" in tokens:
+        return False
+    if version == "HTTP/1.1":
+        return True
+    return b"keep-alive" in tokens
