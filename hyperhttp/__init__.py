@@ -1,8 +1,8 @@
 """hyperhttp: a fast, correct async HTTP client for asyncio and uvloop.
 
-    async with hyperhttp.Client() as client:
-        response = await client.get("https://example.org/")
-        body = await response.aread()
+async with hyperhttp.Client() as client:
+    response = await client.get("https://example.org/")
+    body = await response.aread()
 """
 
 from __future__ import annotations

@@ -21,8 +21,10 @@ async def _fetch(base_url: str) -> None:
     async with Client() as client:
         response = await client.get(f"{base_url}/")
         body = await response.aread()
-        print(f"GET {response.url} -> {response.status_code} {response.reason_phrase} "
-              f"({response.http_version}, {len(body)} bytes, {response.elapsed * 1000:.2f} ms)")
+        print(
+            f"GET {response.url} -> {response.status_code} {response.reason_phrase} "
+            f"({response.http_version}, {len(body)} bytes, {response.elapsed * 1000:.2f} ms)"
+        )
         for name, value in response.headers.multi_items():
             print(f"    {name}: {value}")
         print(f"    body: {body[:60]!r}")
@@ -72,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-c", "--concurrency", type=int, default=64)
     parser.add_argument("-d", "--duration", type=float, default=2.0, help="seconds per size")
     parser.add_argument("--sizes", default="200,10240", help="body sizes in bytes (/bytes/<n>)")
-    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop" if uvloop else "asyncio")
+    parser.add_argument(
+        "--loop", choices=["uvloop", "asyncio"], default="uvloop" if uvloop else "asyncio"
+    )
     args = parser.parse_args(argv)
 
     process = None
@@ -83,23 +87,31 @@ def main(argv: list[str] | None = None) -> int:
         base_url, process = start_demo_server()
         if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {0})
-    loop_factory = uvloop.new_event_loop if args.loop == "uvloop" and uvloop else asyncio.new_event_loop
-    print(f"hyperhttp {__version__} on Python {sys.version.split()[0]}, {args.loop} loop; server {base_url}")
+    loop_factory = (
+        uvloop.new_event_loop if args.loop == "uvloop" and uvloop else asyncio.new_event_loop
+    )
+    print(
+        f"hyperhttp {__version__} on Python {sys.version.split()[0]}, {args.loop} loop; server {base_url}"
+    )
     try:
         loop = loop_factory()
         try:
             loop.run_until_complete(_fetch(base_url))
-            print(f"\nThroughput: {args.concurrency} concurrent tasks, one Client, "
-                  f"{args.duration:g} s per size, body read in full")
+            print(
+                f"\nThroughput: {args.concurrency} concurrent tasks, one Client, "
+                f"{args.duration:g} s per size, body read in full"
+            )
             print("| body | requests | req/s | p50 ms | p99 ms | errors | connections |")
             print("|---:|---:|---:|---:|---:|---:|---:|")
             for size in (int(s) for s in args.sizes.split(",")):
                 result = loop.run_until_complete(
                     _throughput(f"{base_url}/bytes/{size}", args.concurrency, args.duration)
                 )
-                print(f"| {size} B | {result['requests']} | {result['rps']:,.0f} | "
-                      f"{result['p50']:.2f} | {result['p99']:.2f} | {result['errors']} | "
-                      f"{result['connections']} |")
+                print(
+                    f"| {size} B | {result['requests']} | {result['rps']:,.0f} | "
+                    f"{result['p50']:.2f} | {result['p99']:.2f} | {result['errors']} | "
+                    f"{result['connections']} |"
+                )
         finally:
             loop.close()
     finally:

@@ -94,7 +94,10 @@ class Client:
         defaults = Headers(
             [
                 ("Accept", "*/*"),
-                ("User-Agent", user_agent if user_agent is not None else f"hyperhttp/{__version__}"),
+                (
+                    "User-Agent",
+                    user_agent if user_agent is not None else f"hyperhttp/{__version__}",
+                ),
             ]
         )
         if accept_compressed:
@@ -102,7 +105,9 @@ class Client:
         if headers is not None:
             defaults.update(headers)
         self.headers = defaults
-        self.cookies: dict[str, str] = dict(cookies.items() if isinstance(cookies, Mapping) else cookies or ())
+        self.cookies: dict[str, str] = dict(
+            cookies.items() if isinstance(cookies, Mapping) else cookies or ()
+        )
         self._default_lines = self._encode_defaults()
 
         if transport is None:
@@ -127,8 +132,10 @@ class Client:
 
     def _encode_defaults(self) -> bytes:
         """The Client's default fields (and cookies) as encoded lines, validated once."""
-        pairs = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in
-                 self.headers.multi_items()]
+        pairs = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in self.headers.multi_items()
+        ]
         if self.cookies and "cookie" not in self.headers:
             pairs.append((b"Cookie", _cookie_header(self.cookies).encode("latin-1")))
         return encode_header_lines(pairs)
@@ -239,7 +246,9 @@ class Client:
             elif hasattr(content, "__aiter__") or hasattr(content, "__iter__"):
                 stream = content
             else:
-                raise TypeError(f"content must be bytes or an iterable of bytes, not {type(content).__name__}")
+                raise TypeError(
+                    f"content must be bytes or an iterable of bytes, not {type(content).__name__}"
+                )
         elif json is not _UNSET:
             if data is not None:
                 raise TypeError("pass only one of content=, data= and json=")
@@ -247,9 +256,15 @@ class Client:
             content_type = _JSON
         elif data is not None:
             if not isinstance(data, Mapping):
-                raise TypeError("data= takes a mapping of form fields; send raw bytes with content=")
+                raise TypeError(
+                    "data= takes a mapping of form fields; send raw bytes with content="
+                )
             body = urlencode(
-                [(k, v) for k, vs in data.items() for v in (vs if isinstance(vs, (list, tuple)) else [vs])]
+                [
+                    (k, v)
+                    for k, vs in data.items()
+                    for v in (vs if isinstance(vs, (list, tuple)) else [vs])
+                ]
             ).encode("ascii")
             content_type = _FORM
 

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import json as _stdlib_json
 from typing import Any, Callable
 
-try:
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - exercised by the no-speedups test in a subprocess
-    _orjson = None
 
-try:
-    import brotli as _brotli
-except ImportError:  # pragma: no cover
-    _brotli = None
+def _optional(name: str) -> Any:
+    """The module, or None when it is not installed (or blocked, as the no-speedups test does)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
-try:
-    import zstandard as _zstandard
-except ImportError:  # pragma: no cover
-    _zstandard = None
 
-try:
-    import uvloop as _uvloop
-except ImportError:  # pragma: no cover
-    _uvloop = None
+_orjson = _optional("orjson")
+_brotli = _optional("brotli")
+_zstandard = _optional("zstandard")
+_uvloop = _optional("uvloop")
 
 HAS_ORJSON = _orjson is not None
 HAS_BROTLI = _brotli is not None
@@ -46,7 +41,8 @@ if _orjson is not None:
     def json_dumps(obj: Any) -> bytes:
         """Serialise with orjson; fall back to the stdlib for what orjson refuses (big ints)."""
         try:
-            return _orjson_dumps(obj, option=_orjson_options)
+            encoded: bytes = _orjson_dumps(obj, option=_orjson_options)
+            return encoded
         except _orjson_error:
             return _stdlib_dumps(obj)
 else:  # pragma: no cover

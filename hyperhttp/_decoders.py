@@ -103,7 +103,7 @@ class BrotliDecoder(ContentDecoder):
         self._started = True
         try:
             return self._decompressor.process(data)  # type: ignore[no-any-return]
-        except brotli.error as exc:  # type: ignore[union-attr]
+        except brotli.error as exc:
             raise DecompressionError(f"corrupt brotli body: {exc}") from None
 
     def flush(self) -> bytes:
@@ -130,8 +130,8 @@ class ZstdDecoder(ContentDecoder):
                     break
                 data = self._decompressor.unused_data
                 if data:
-                    self._decompressor = zstandard.ZstdDecompressor().decompressobj()  # type: ignore[union-attr]
-        except zstandard.ZstdError as exc:  # type: ignore[union-attr]
+                    self._decompressor = zstandard.ZstdDecompressor().decompressobj()
+        except zstandard.ZstdError as exc:
             raise DecompressionError(f"corrupt zstd body: {exc}") from None
         return b"".join(output)
 

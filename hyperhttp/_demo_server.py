@@ -9,6 +9,7 @@ import asyncio
 import multiprocessing
 import os
 import socket
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import httptools
@@ -24,7 +25,7 @@ def _response_for(path: bytes) -> bytes:
         status, body = b"404 Not Found", b"not found\n"
         if path.startswith(b"/bytes/"):
             try:
-                size = int(path[len(b"/bytes/"):])
+                size = int(path[len(b"/bytes/") :])
             except ValueError:
                 size = -1
             if 0 <= size <= 64 * 1024 * 1024:
@@ -82,7 +83,7 @@ def _serve(sock: socket.socket, ready: Any) -> None:
         server.close()
 
 
-def start_demo_server() -> tuple[str, multiprocessing.Process]:
+def start_demo_server() -> tuple[str, BaseProcess]:
     """Start the server on 127.0.0.1 in a child process; return its base URL and the process."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

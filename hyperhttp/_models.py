@@ -41,7 +41,9 @@ _DEFAULT_TIMEOUT = Timeout(30.0)
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 # RFC 9110 section 9.3: methods whose requests carry content (so an empty one says Content-Length: 0).
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
-_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
 _METHOD_BYTES: dict[str, bytes] = {}
 
 
@@ -278,9 +280,9 @@ class Response:
         if headers is None:
             raw = self._raw_headers
             if isinstance(raw, list) and (not raw or isinstance(raw[0][0], bytes)):
-                headers = Headers.from_raw(raw)  # type: ignore[arg-type]
+                headers = Headers.from_raw(raw)
             else:
-                headers = Headers(raw)  # type: ignore[arg-type]
+                headers = Headers(raw)
             self._headers = headers
         return headers
 
@@ -339,7 +341,7 @@ class Response:
             values = [
                 value.decode("latin-1")
                 for name, value in raw
-                if len(name) == 16 and name.lower() == b"content-encoding"  # type: ignore[union-attr]
+                if len(name) == 16 and name.lower() == b"content-encoding"
             ]
         else:
             values = self.headers.get_list("content-encoding")

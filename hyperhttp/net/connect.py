@@ -83,7 +83,9 @@ async def open_connection(
                 )
                 return protocol
             except ssl.SSLError as exc:  # includes certificate verification failures
-                raise TLSError(f"TLS handshake with {host}:{port} failed: {_ssl_reason(exc)}") from exc
+                raise TLSError(
+                    f"TLS handshake with {host}:{port} failed: {_ssl_reason(exc)}"
+                ) from exc
             except (OSError, asyncio.TimeoutError) as exc:
                 reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
                 errors.append(f"{address[0]}:{address[1]}: {reason}")

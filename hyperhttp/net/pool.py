@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from time import perf_counter
 from collections import deque
+from time import perf_counter
 from typing import Any
 
 from .._models import Request, Response
@@ -39,8 +39,18 @@ _GRANT = object()  # a waiter's result meaning "capacity is reserved for you: co
 class _Origin:
     """Everything the pool keeps for one origin (scheme, host, port)."""
 
-    __slots__ = ("label", "host", "port", "tls", "idle", "connections", "connecting", "waiters",
-                 "waiting", "requests")
+    __slots__ = (
+        "label",
+        "host",
+        "port",
+        "tls",
+        "idle",
+        "connections",
+        "connecting",
+        "waiters",
+        "waiting",
+        "requests",
+    )
 
     def __init__(self, url: URL) -> None:
         scheme, host, port = url.origin

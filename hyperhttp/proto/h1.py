@@ -20,7 +20,7 @@ abandoned mid-flight) is closed, never handed back for reuse.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Iterable, AsyncIterable, Union
+from typing import Any, AsyncIterable, Callable, Iterable, Union
 
 import httptools
 
@@ -94,6 +94,7 @@ class H1Connection(asyncio.BufferedProtocol):
         "_keep_alive",
         "_body_unsent",
         "_write_paused",
+        "_reading_paused",
         "_drain_waiter",
         "_on_idle",
         "_on_lost",
@@ -129,6 +130,7 @@ class H1Connection(asyncio.BufferedProtocol):
         self._keep_alive = True
         self._body_unsent = False
         self._write_paused = False
+        self._reading_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._on_idle = on_idle
         self._on_lost = on_lost
@@ -214,7 +216,8 @@ class H1Connection(asyncio.BufferedProtocol):
                     self._body_unsent = False
             if not waiter.done() and read_timeout is not None:
                 self._timer = self._loop.call_later(read_timeout, self._head_timed_out)
-            return await waiter
+            response_head: ResponseHead = await waiter
+            return response_head
         except BaseException:
             # Abandoned or failed mid-flight: the connection's state is unknown, so it is dropped.
             if self._state == _WAITING:
@@ -422,6 +425,11 @@ class H1Connection(asyncio.BufferedProtocol):
             self._state = _CLOSED
             self._transport.close()
         else:
+            if self._reading_paused:
+                # The body is complete and belongs to its reader now; an idle connection must
+                # keep reading or it would not notice the server closing it.
+                self._reading_paused = False
+                self._transport.resume_reading()
             self._release_pending = True
         if stream is not None:
             stream.finish()
@@ -472,12 +480,14 @@ class H1Connection(asyncio.BufferedProtocol):
 
     def pause_body(self) -> None:
         transport = self._transport
-        if transport is not None and not transport.is_closing():
+        if not self._reading_paused and transport is not None and not transport.is_closing():
+            self._reading_paused = True
             transport.pause_reading()
 
     def resume_body(self) -> None:
         transport = self._transport
-        if transport is not None and not transport.is_closing():
+        if self._reading_paused and transport is not None and not transport.is_closing():
+            self._reading_paused = False
             transport.resume_reading()
 
     def abandon_body(self, stream: BodyStream) -> None:

@@ -81,12 +81,14 @@ class BodyStream:
 
     def finish(self) -> None:
         self.complete = True
+        self._paused = False  # the connection resumes reading itself once the body is complete
         self._wake()
 
     def fail(self, exc: BaseException) -> None:
         if self.complete:
             return
         self._error = exc
+        self._paused = False
         self._wake()
 
     def _wake(self) -> None:
@@ -192,4 +194,3 @@ class BodyStream:
             self.closed = True
             self._owner.abandon_body(self)
         self.closed = True
-
