@@ -86,6 +86,8 @@ class H1Connection(asyncio.BufferedProtocol):
         "_state",
         "_waiter",
         "_timer",
+        "_timer_at",
+        "_deadline",
         "_stream",
         "_headers",
         "_interim",
@@ -122,6 +124,8 @@ class H1Connection(asyncio.BufferedProtocol):
         self._state = _IDLE
         self._waiter: asyncio.Future[ResponseHead] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._deadline = 0.0
         self._stream: BodyStream | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._interim = False
@@ -203,6 +207,7 @@ class H1Connection(asyncio.BufferedProtocol):
         self.response_started = False
         self.request_count += 1
         self._read_timeout = read_timeout
+        self._deadline = 0.0  # armed once the request is written
         waiter = self._waiter = self._loop.create_future()
         try:
             if body is None:
@@ -214,8 +219,8 @@ class H1Connection(asyncio.BufferedProtocol):
                 transport.write(head)
                 if await self._write_body(body, chunked, write_timeout):
                     self._body_unsent = False
-            if not waiter.done() and read_timeout is not None:
-                self._timer = self._loop.call_later(read_timeout, self._head_timed_out)
+            if read_timeout is not None and not waiter.done():
+                self._arm_read_deadline(read_timeout)
             response_head: ResponseHead = await waiter
             return response_head
         except BaseException:
@@ -223,11 +228,6 @@ class H1Connection(asyncio.BufferedProtocol):
             if self._state == _WAITING:
                 self.abort()
             raise
-        finally:
-            timer = self._timer
-            if timer is not None:
-                timer.cancel()
-                self._timer = None
 
     async def _write_body(self, body: RequestBody, chunked: bool, timeout: float | None) -> bool:
         """Write the body; False when it stopped early because the server already answered."""
@@ -295,15 +295,44 @@ class H1Connection(asyncio.BufferedProtocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _head_timed_out(self) -> None:
+    def _arm_read_deadline(self, timeout: float) -> None:
+        """Set the deadline for the response head.
+
+        One timer per connection serves request after request: it is not cancelled when a
+        response arrives in time; when it fires it checks the current deadline and re-arms itself
+        for it if a later request is still waiting. That saves a timer per request, which is a
+        measurable share of a small request's cost.
+        """
+        loop = self._loop
+        deadline = self._deadline = loop.time() + timeout
+        timer = self._timer
+        if timer is None or deadline < self._timer_at:
+            if timer is not None:
+                timer.cancel()
+            self._timer_at = deadline
+            self._timer = loop.call_at(deadline, self._check_read_deadline)
+
+    def _check_read_deadline(self) -> None:
         self._timer = None
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(
-                ReadTimeout(f"no response within the read timeout of {self._read_timeout}s")
-            )
-            self._waiter = None
-            self.abort()
+        deadline = self._deadline
+        if self._state != _WAITING or waiter is None or waiter.done() or not deadline:
+            return  # nothing is waiting for a head yet: the timer lapses until it is re-armed
+        if self._loop.time() < deadline:
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._check_read_deadline)
+            return
+        waiter.set_exception(
+            ReadTimeout(f"no response within the read timeout of {self._read_timeout}s")
+        )
+        self._waiter = None
+        self.abort()
+
+    def _cancel_timer(self) -> None:
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
 
@@ -346,6 +375,7 @@ class H1Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost_exc = exc
+        self._cancel_timer()
         state = self._state
         if state == _BODY:
             self._end_of_input()
