@@ -1,0 +1,173 @@
+"""A scripted raw TCP server for faults no real server produces on demand.
+
+Each accepted connection runs ``script(conn)`` in its own thread with a blocking socket, so the
+server works the same whichever event loop the client under test runs on. A script reads requests
+and writes exactly the bytes it wants: malformed heads, lying lengths, resets, stalls.
+
+Stalls wait on the server's stop event, never on a sleep: stopping the server releases them.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from typing import Callable
+
+__all__ = ["ScriptedServer", "Conn"]
+
+
+class Conn:
+    """One accepted connection, as seen by a script."""
+
+    def __init__(self, sock: socket.socket, server: ScriptedServer) -> None:
+        self.sock = sock
+        self.server = server
+        self._buffer = b""
+        self.requests: list[bytes] = []
+
+    def read_request(self) -> bytes | None:
+        """Read one request head (and its Content-Length or chunked body); None at EOF."""
+        while b"\r\n\r\n" not in self._buffer:
+            data = self._recv()
+            if not data:
+                return None
+            self._buffer += data
+        head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
+        lower = head.lower()
+        body = b""
+        if b"\r\ncontent-length:" in lower:
+            length = int(lower.split(b"\r\ncontent-length:")[1].split(b"\r\n")[0])
+            while len(self._buffer) < length:
+                data = self._recv()
+                if not data:
+                    return None
+                self._buffer += data
+            body, self._buffer = self._buffer[:length], self._buffer[length:]
+        elif b"\r\ntransfer-encoding: chunked" in lower:
+            while b"\r\n0\r\n\r\n" not in b"\r\n" + self._buffer:
+                data = self._recv()
+                if not data:
+                    return None
+                self._buffer += data
+            body, _, self._buffer = (b"\r\n" + self._buffer).partition(b"\r\n0\r\n\r\n")
+            body = body[2:] + b"\r\n0\r\n\r\n"
+        request = head + b"\r\n\r\n" + body
+        self.requests.append(request)
+        self.server.requests.append(request)
+        return request
+
+    def _recv(self) -> bytes:
+        try:
+            return self.sock.recv(65536)
+        except OSError:
+            return b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def reset(self) -> None:
+        """Close with RST instead of FIN (SO_LINGER with a zero timeout)."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+    def stall(self) -> None:
+        """Say nothing until the server is stopped."""
+        self.server.stopped.wait()
+
+    def wait(self, event: threading.Event) -> None:
+        """Pause until the test sets ``event`` (or the server stops)."""
+        while not event.wait(0.05):
+            if self.server.stopped.is_set():
+                return
+
+
+Script = Callable[[Conn], None]
+
+
+class ScriptedServer:
+    """Listen on 127.0.0.1:0 and run ``script`` for every connection."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.stopped = threading.Event()
+        self.accepted = 0
+        self.live = 0
+        self.peak = 0
+        self.requests: list[bytes] = []
+        self._lock = threading.Lock()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(512)
+        self._listener.settimeout(0.05)
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._threads: list[threading.Thread] = []
+        self._connections: list[socket.socket] = []
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+        self._acceptor.start()
+
+    def _accept_loop(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            sock.settimeout(None)
+            with self._lock:
+                self.accepted += 1
+                self.live += 1
+                self.peak = max(self.peak, self.live)
+                self._connections.append(sock)
+            thread = threading.Thread(target=self._run, args=(sock,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _run(self, sock: socket.socket) -> None:
+        try:
+            self.script(Conn(sock, self))
+        except OSError:
+            pass
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+            with self._lock:
+                self.live -= 1
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self._acceptor.join(2)
+        self._listener.close()
+        with self._lock:
+            connections = list(self._connections)
+        for sock in connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in self._threads:
+            thread.join(2)
+
+
+def respond(status: str = "200 OK", body: bytes = b"", headers: tuple[str, ...] = ()) -> bytes:
+    """A well-formed HTTP/1.1 response with Content-Length."""
+    lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def keep_answering(response: bytes) -> Script:
+    """A script answering every request on the connection with ``response``."""
+
+    def script(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            conn.send(response)
+
+    return script
