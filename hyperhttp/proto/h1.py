@@ -454,6 +454,7 @@ class H1Connection(asyncio.BufferedProtocol):
         if not self._keep_alive or self._body_unsent:
             self._state = _CLOSED
             self._transport.close()
+            self._on_lost(self)
         else:
             if self._reading_paused:
                 # The body is complete and belongs to its reader now; an idle connection must
@@ -476,6 +477,7 @@ class H1Connection(asyncio.BufferedProtocol):
             self._stream = None
             self._state = _CLOSED
             stream.finish()
+            self._on_lost(self)
 
     def _close_delimited(self) -> bool:
         for name, value in self._headers:
@@ -493,7 +495,12 @@ class H1Connection(asyncio.BufferedProtocol):
         self._fail(RemoteProtocolError(message))
 
     def _fail(self, exc: BaseException) -> None:
-        """Fail whatever is in flight with ``exc``; the connection is finished."""
+        """Fail whatever is in flight with ``exc``; the connection is finished.
+
+        The owner hears of it at once (not when the socket's connection_lost arrives), so its
+        place under the connection cap is free for the next request straight away.
+        """
+        previous = self._state
         self._state = _CLOSED
         self._release_pending = False
         waiter = self._waiter
@@ -505,6 +512,8 @@ class H1Connection(asyncio.BufferedProtocol):
         if stream is not None:
             self._stream = None
             stream.fail(exc)
+        if previous != _CLOSED:
+            self._on_lost(self)
 
     # -- StreamOwner --------------------------------------------------------------------------
 

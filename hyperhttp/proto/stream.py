@@ -85,8 +85,8 @@ class BodyStream:
         self._wake()
 
     def fail(self, exc: BaseException) -> None:
-        if self.complete:
-            return
+        if self.complete or self._error is not None:
+            return  # the first failure is the one that explains what happened
         self._error = exc
         self._paused = False
         self._wake()

@@ -1,0 +1,248 @@
+"""Servers that misbehave: every fault surfaces as a typed error and never poisons the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+import hyperhttp
+from tests.servers.faults import Conn, keep_answering, respond
+
+
+async def test_read_timeout_on_a_stalled_server(scripted) -> None:
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.stall()
+
+    server = scripted(script)
+    async with hyperhttp.Client(timeout=hyperhttp.Timeout(5.0, read=0.2)) as client:
+        with pytest.raises(hyperhttp.ReadTimeout):
+            await client.get(server.url)
+        assert client.get_pool_stats()[server.url]["in_use"] == 0
+
+
+async def test_read_timeout_while_waiting_for_more_body(scripted) -> None:
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        conn.stall()
+
+    server = scripted(script)
+    async with hyperhttp.Client(timeout=hyperhttp.Timeout(5.0, read=0.2)) as client:
+        response = await client.get(server.url)
+        with pytest.raises(hyperhttp.ReadTimeout):
+            await response.aread()
+
+
+async def test_connect_error_on_a_closed_port(closed_port: int) -> None:
+    async with hyperhttp.Client() as client:
+        with pytest.raises(hyperhttp.ConnectError) as caught:
+            await client.get(f"http://127.0.0.1:{closed_port}/")
+        assert f"127.0.0.1:{closed_port}" in str(caught.value)
+        stats = client.get_pool_stats()[f"http://127.0.0.1:{closed_port}"]
+        assert stats["connections"] == 0
+
+
+async def test_server_closing_mid_body_is_a_remote_protocol_error_and_not_reused(scripted) -> None:
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+        conn.close()
+
+    server = scripted(script)
+    async with hyperhttp.Client() as client:
+        response = await client.get(server.url)
+        with pytest.raises(hyperhttp.RemoteProtocolError, match="received 9 bytes"):
+            await response.aread()
+        response = await client.get(server.url)
+        with pytest.raises(hyperhttp.RemoteProtocolError):
+            await response.aread()
+        assert client.get_pool_stats()[server.url]["idle"] == 0
+    assert server.accepted == 2
+
+
+async def test_chunked_body_cut_short_is_an_error(scripted) -> None:
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
+        conn.close()
+
+    server = scripted(script)
+    async with hyperhttp.Client() as client:
+        response = await client.get(server.url)
+        with pytest.raises(hyperhttp.RemoteProtocolError):
+            await response.aread()
+
+
+async def test_reset_before_response_is_a_typed_error(scripted) -> None:
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.reset()
+
+    server = scripted(script)
+    async with hyperhttp.Client() as client:
+        with pytest.raises((hyperhttp.ReadError, hyperhttp.RemoteProtocolError)):
+            await client.get(server.url)
+        assert client.get_pool_stats()[server.url]["connections"] == 0
+
+
+async def test_close_without_response_is_a_remote_protocol_error(scripted) -> None:
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.close()
+
+    server = scripted(script)
+    async with hyperhttp.Client() as client:
+        with pytest.raises(hyperhttp.RemoteProtocolError, match="without sending a response"):
+            await client.get(server.url)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"HTTX/1.1 200 OK\r\n\r\n",
+        b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n",
+    ],
+    ids=["bad-version", "bad-status", "conflicting-lengths", "header-without-colon"],
+)
+async def test_malformed_response_head_is_a_remote_protocol_error(scripted, garbage: bytes) -> None:
+    server = scripted(keep_answering(garbage))
+    async with hyperhttp.Client() as client:
+        with pytest.raises(hyperhttp.RemoteProtocolError):
+            response = await client.get(server.url)
+            await response.aread()
+        assert client.get_pool_stats()[server.url]["idle"] == 0
+
+
+async def test_more_bytes_than_content_length_means_no_reuse(scripted) -> None:
+    server = scripted(keep_answering(respond(body=b"12345") + b"GARBAGE AFTER THE BODY"))
+    async with hyperhttp.Client() as client:
+        first = await client.get(server.url)
+        assert await first.aread() == b"12345"
+        second = await client.get(server.url)
+        assert await second.aread() == b"12345"
+    assert server.accepted == 2
+
+
+async def test_connection_closed_by_server_while_idle_is_not_reused(scripted) -> None:
+    closed = threading.Event()
+
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(respond(body=b"once"))
+        conn.close()
+        closed.set()
+
+    server = scripted(script)
+    async with hyperhttp.Client() as client:
+        assert await (await client.get(server.url)).aread() == b"once"
+        for _ in range(200):  # bounded: until the close has been seen by the client
+            if closed.is_set() and client.get_pool_stats()[server.url]["idle"] == 0:
+                break
+            await asyncio.sleep(0.005)
+        assert client.get_pool_stats()[server.url]["idle"] == 0
+        assert await (await client.get(server.url)).aread() == b"once"
+    assert server.accepted == 2
+
+
+def _close_on_second_request(first_connection: threading.Event):
+    def script(conn: Conn) -> None:
+        if not first_connection.is_set():
+            first_connection.set()
+            conn.read_request()
+            conn.send(respond(body=b"first"))
+            conn.read_request()  # the next request arrives ...
+            conn.close()  # ... and the server closes without answering
+            return
+        keep_answering(respond(body=b"fresh"))(conn)
+
+    return script
+
+
+async def test_stale_keep_alive_race_retries_idempotent_request_once(scripted) -> None:
+    server = scripted(_close_on_second_request(threading.Event()))
+    async with hyperhttp.Client() as client:
+        assert await (await client.get(server.url)).aread() == b"first"
+        assert await (await client.get(server.url)).aread() == b"fresh"
+    assert server.accepted == 2
+
+
+async def test_stale_keep_alive_race_never_replays_post(scripted) -> None:
+    server = scripted(_close_on_second_request(threading.Event()))
+    async with hyperhttp.Client() as client:
+        assert await (await client.get(server.url)).aread() == b"first"
+        with pytest.raises(hyperhttp.RemoteProtocolError):
+            await client.post(server.url, content=b"once")
+    assert server.accepted == 1
+
+
+async def test_cancelled_while_waiting_for_head_keeps_pool_consistent(scripted) -> None:
+    arrived = threading.Event()
+
+    def script(conn: Conn) -> None:
+        if conn.read_request() is not None and b"/stall" in conn.requests[-1]:
+            arrived.set()
+            conn.stall()
+            return
+        conn.send(respond(body=b"ok"))
+        keep_answering(respond(body=b"ok"))(conn)
+
+    server = scripted(script)
+    async with hyperhttp.Client(max_connections=1) as client:
+        task = asyncio.ensure_future(client.get(server.url + "/stall"))
+        for _ in range(400):
+            if arrived.is_set():
+                break
+            await asyncio.sleep(0.005)
+        assert arrived.is_set()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        response = await client.get(server.url + "/next")  # max_connections=1: needs the slot back
+        assert await response.aread() == b"ok"
+        stats = client.get_pool_stats()[server.url]
+        assert stats["in_use"] == 0 and stats["connections"] == 1
+
+
+async def test_cancelled_mid_body_keeps_pool_consistent(scripted) -> None:
+    def script(conn: Conn) -> None:
+        request = conn.read_request()
+        if request is not None and b"/partial" in request:
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsome")
+            conn.stall()
+            return
+        conn.send(respond(body=b"ok"))
+        keep_answering(respond(body=b"ok"))(conn)
+
+    server = scripted(script)
+    async with hyperhttp.Client(max_connections=1) as client:
+        response = await client.get(server.url + "/partial")
+        reader = asyncio.ensure_future(response.aread())
+        await asyncio.sleep(0)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        response = await client.get(server.url + "/next")
+        assert await response.aread() == b"ok"
+        assert client.get_pool_stats()[server.url]["in_use"] == 0
+
+
+async def test_closing_a_response_early_drops_its_connection(scripted) -> None:
+    def script(conn: Conn) -> None:
+        while (request := conn.read_request()) is not None:
+            if b"/big" in request:
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 1000)
+                conn.stall()
+                return
+            conn.send(respond(body=b"ok"))
+
+    server = scripted(script)
+    async with hyperhttp.Client() as client:
+        async with await client.get(server.url + "/big") as response:
+            assert response.status_code == 200
+        assert (await (await client.get(server.url + "/small")).aread()) == b"ok"
+    assert server.accepted == 2
