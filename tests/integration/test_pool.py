@@ -1,0 +1,137 @@
+"""The connection pool: caps, FIFO waiting, PoolTimeout, keep-alive expiry, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+import hyperhttp
+from tests.servers.faults import Conn, keep_answering, respond
+
+
+async def test_pool_timeout_when_every_connection_is_busy(scripted) -> None:
+    release = threading.Event()
+
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nha")
+        conn.wait(release)
+        conn.send(b"lf")
+        keep_answering(respond(body=b"next"))(conn)
+
+    server = scripted(script)
+    timeout = hyperhttp.Timeout(5.0, pool=0.2)
+    async with hyperhttp.Client(max_connections=1, timeout=timeout) as client:
+        holder = await client.get(server.url)  # body not complete: holds the only connection
+        with pytest.raises(hyperhttp.PoolTimeout):
+            await client.get(server.url)
+        assert client.get_pool_stats()[server.url]["waiting"] == 0
+        release.set()
+        assert await holder.aread() == b"half"
+        assert await (await client.get(server.url)).aread() == b"next"
+    assert server.accepted == 1
+
+
+async def test_waiters_are_served_in_arrival_order(scripted) -> None:
+    server = scripted(keep_answering(respond(body=b"ok")))
+    order: list[int] = []
+    async with hyperhttp.Client(max_connections=1) as client:
+
+        async def fetch(i: int) -> None:
+            response = await client.get(f"{server.url}/{i}")
+            order.append(i)
+            await response.aread()
+
+        await asyncio.gather(*(fetch(i) for i in range(10)))
+    assert order == list(range(10))
+    assert [r.split(b" ")[1] for r in server.requests] == [b"/%d" % i for i in range(10)]
+
+
+async def test_keepalive_expiry_closes_idle_connections(scripted) -> None:
+    server = scripted(keep_answering(respond(body=b"ok")))
+    async with hyperhttp.Client(keepalive_expiry=0.1) as client:
+        assert await (await client.get(server.url)).aread() == b"ok"
+        assert client.get_pool_stats()[server.url]["idle"] == 1
+        for _ in range(200):  # bounded wait for the expiry timer
+            if client.get_pool_stats()[server.url]["connections"] == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert client.get_pool_stats()[server.url]["connections"] == 0
+        assert await (await client.get(server.url)).aread() == b"ok"
+    assert server.accepted == 2
+
+
+async def test_global_and_per_host_caps_under_500_concurrent_requests(scripted) -> None:
+    servers = [scripted(keep_answering(respond(body=b"ok"))) for _ in range(2)]
+    async with hyperhttp.Client(max_connections=10, max_keepalive_connections=4) as client:
+
+        async def fetch(i: int) -> bytes:
+            response = await client.get(servers[i % 2].url)
+            return await response.aread()
+
+        results = await asyncio.gather(*(fetch(i) for i in range(500)))
+        stats = client.get_pool_stats()
+    assert results == [b"ok"] * 500
+    assert max(s.peak for s in servers) <= 10
+    assert sum(s.peak for s in servers) <= 20  # each server's own peak; the global cap was 10
+    assert sum(origin["requests"] for origin in stats.values()) == 500
+    for origin in stats.values():
+        assert origin["idle"] <= 4
+        assert origin["in_use"] == 0 and origin["waiting"] == 0
+
+
+async def test_global_cap_holds_across_hosts_at_every_moment(scripted) -> None:
+    live = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def script(conn: Conn) -> None:
+        nonlocal live, peak
+        with lock:
+            live += 1
+            peak = max(peak, live)
+        try:
+            keep_answering(respond(body=b"ok"))(conn)
+        finally:
+            with lock:
+                live -= 1
+
+    servers = [scripted(script) for _ in range(3)]
+    async with hyperhttp.Client(max_connections=6, max_keepalive_connections=6) as client:
+
+        async def fetch(i: int) -> bytes:
+            return await (await client.get(servers[i % 3].url)).aread()
+
+        results = await asyncio.gather(*(fetch(i) for i in range(300)))
+    assert results == [b"ok"] * 300
+    assert 1 <= peak <= 6
+
+
+async def test_stats_report_each_origin(scripted) -> None:
+    server = scripted(keep_answering(respond(body=b"ok")))
+    async with hyperhttp.Client() as client:
+        response = await client.get(server.url)
+        await response.aread()
+        stats = client.get_pool_stats()
+    assert stats == {
+        server.url: {
+            "connections": 1,
+            "idle": 1,
+            "in_use": 0,
+            "active": 0,
+            "connecting": 0,
+            "waiting": 0,
+            "requests": 1,
+        }
+    }
+
+
+async def test_closed_client_refuses_requests(scripted) -> None:
+    server = scripted(keep_answering(respond(body=b"ok")))
+    client = hyperhttp.Client()
+    await (await client.get(server.url)).aread()
+    await client.aclose()
+    with pytest.raises(hyperhttp.PoolClosed):
+        await client.get(server.url)
