@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test perf perf-quick lint clean
+.PHONY: run test perf perf-quick perf-profile lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,14 @@ test: $(VENV)/.installed-test
 
 # The side-by-side benchmark (nginx from Debian when it can be installed, else our own server).
 perf: $(VENV)/.installed-perf
-	$(PY) perf/setup_nginx.py || true
-	$(PY) perf/bench.py $(PERF_ARGS)
+	$(PY) perf/run.py $(PERF_ARGS)
 
 perf-quick: $(VENV)/.installed-perf
-	$(PY) perf/bench.py --quick $(PERF_ARGS)
+	$(PY) perf/run.py --quick $(PERF_ARGS)
+
+# Where the time goes: a pyinstrument profile of hyperhttp under the benchmark's load.
+perf-profile: $(VENV)/.installed-perf
+	$(PY) perf/profile.py
 
 lint: $(VENV)/.installed-test
 	$(PIP) install mypy ruff

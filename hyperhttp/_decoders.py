@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import zlib
-from typing import Iterable
+from typing import Any, Iterable
 
 from ._compat import brotli, zstandard
 from .exceptions import DecompressionError
@@ -63,30 +63,32 @@ class GzipDecoder(ContentDecoder):
 
 
 class DeflateDecoder(ContentDecoder):
-    """deflate: the zlib format (RFC 1950) as specified, or raw deflate as some servers send it."""
+    """deflate: the zlib format (RFC 1950) as specified, or raw deflate as some servers send it.
+
+    Which one it is shows in the first two bytes (a zlib header is a multiple of 31 with
+    compression method 8), so those are held until both have arrived.
+    """
 
     def __init__(self) -> None:
-        self._decompressor = zlib.decompressobj()
-        self._first = True
-        self._started = False
+        self._decompressor: Any = None
+        self._head = b""
 
     def decode(self, data: bytes) -> bytes:
-        if not data:
-            return b""
-        self._started = True
-        if self._first:
-            self._first = False
-            try:
-                return self._decompressor.decompress(data)
-            except zlib.error:
-                self._decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
+        if self._decompressor is None:
+            self._head += data
+            if len(self._head) < 2:
+                return b""
+            data, self._head = self._head, b""
+            cmf, flg = data[0], data[1]
+            is_zlib = cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
+            self._decompressor = zlib.decompressobj(zlib.MAX_WBITS if is_zlib else -zlib.MAX_WBITS)
         try:
-            return self._decompressor.decompress(data)
+            return self._decompressor.decompress(data)  # type: ignore[no-any-return]
         except zlib.error as exc:
             raise DecompressionError(f"corrupt deflate body: {exc}") from None
 
     def flush(self) -> bytes:
-        if self._started and not self._decompressor.eof:
+        if self._head or (self._decompressor is not None and not self._decompressor.eof):
             raise DecompressionError("truncated deflate body")
         return b""
 

@@ -102,7 +102,6 @@ class ConnectionPool(Transport):
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._total = 0  # open and opening connections, across origins
         self._waiters: deque[_Waiter] = deque()  # FIFO across origins, for freed capacity
-        self._waiting = 0
         self._buffer = memoryview(bytearray(_RECEIVE_BUFFER))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweep_handle: asyncio.TimerHandle | None = None
@@ -229,7 +228,6 @@ class ConnectionPool(Transport):
         origin.waiters.append(waiter)
         self._waiters.append(waiter)
         origin.waiting += 1
-        self._waiting += 1
         self._evict_idle_elsewhere(origin)
         timer = None
         if timeout is not None:
@@ -243,7 +241,6 @@ class ConnectionPool(Transport):
             raise
         finally:
             origin.waiting -= 1
-            self._waiting -= 1
             if timer is not None:
                 timer.cancel()
 
@@ -321,7 +318,7 @@ class ConnectionPool(Transport):
         if self._closed:
             self._discard(connection)
             return
-        if self._waiting and self._total >= self.max_connections:
+        if self._total >= self.max_connections and self._live_waiter():
             # Another origin is waiting for capacity: make room rather than keep this one.
             self._discard(connection)
             return
@@ -334,6 +331,13 @@ class ConnectionPool(Transport):
         idle.append(connection)
         if self._sweep_handle is None and self.keepalive_expiry is not None:
             self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
+
+    def _live_waiter(self) -> bool:
+        """Whether anyone still waits for capacity (served or cancelled ones are dropped here)."""
+        waiters = self._waiters
+        while waiters and waiters[0].future.done():
+            waiters.popleft()
+        return bool(waiters)
 
     def _on_lost(self, connection: H1Connection) -> None:
         """The connection's socket is gone (closed by either side)."""

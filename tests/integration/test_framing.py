@@ -39,7 +39,9 @@ async def test_204_and_304_have_no_body_whatever_their_fields_say(scripted, stat
     assert server.accepted == 1
 
 
-async def test_head_response_with_content_length_has_no_body_and_connection_is_reused(scripted) -> None:
+async def test_head_response_with_content_length_has_no_body_and_connection_is_reused(
+    scripted,
+) -> None:
     def script(conn: Conn) -> None:
         assert conn.read_request().startswith(b"HEAD ")
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")

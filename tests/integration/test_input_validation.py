@@ -10,23 +10,38 @@ from tests.servers.faults import keep_answering, respond
 
 @pytest.mark.parametrize(
     "url",
-    ["http:///path", "ftp://127.0.0.1/file", "127.0.0.1/no-scheme", "http://127.0.0.1:99999/",
-     "http://127.0.0.1/a\r\nInjected: yes", "http://127.0.0.1/\x00"],
+    [
+        "http:///path",
+        "ftp://127.0.0.1/file",
+        "127.0.0.1/no-scheme",
+        "http://127.0.0.1:99999/",
+        "http://127.0.0.1/a\r\nInjected: yes",
+        "http://127.0.0.1/\x00",
+    ],
     ids=["no-host", "unknown-scheme", "no-scheme", "bad-port", "crlf", "nul"],
 )
 async def test_bad_urls_raise_invalid_url(scripted, url: str) -> None:
     server = scripted(keep_answering(respond(body=b"ok")))
     async with hyperhttp.Client() as client:
         with pytest.raises(hyperhttp.InvalidURL):
-            await client.get(url.replace("127.0.0.1", f"127.0.0.1:{server.port}", 1)
-                             if "99999" not in url else url)
+            await client.get(
+                url.replace("127.0.0.1", f"127.0.0.1:{server.port}", 1)
+                if "99999" not in url
+                else url
+            )
     assert server.accepted == 0
 
 
 @pytest.mark.parametrize(
     "headers",
-    [{"X-Bad": "a\r\nInjected: 1"}, {"X-Bad": "a\nb"}, {"X-Bad": "a\x00b"},
-     {"Bad Name": "v"}, {"Bad:Name": "v"}, {"X\r\nInjected": "v"}],
+    [
+        {"X-Bad": "a\r\nInjected: 1"},
+        {"X-Bad": "a\nb"},
+        {"X-Bad": "a\x00b"},
+        {"Bad Name": "v"},
+        {"Bad:Name": "v"},
+        {"X\r\nInjected": "v"},
+    ],
     ids=["crlf-value", "lf-value", "nul-value", "space-name", "colon-name", "crlf-name"],
 )
 async def test_bad_headers_raise_local_protocol_error(scripted, headers: dict[str, str]) -> None:

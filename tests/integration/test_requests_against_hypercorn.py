@@ -122,7 +122,9 @@ async def test_params_headers_cookies_and_user_agent(hypercorn: HypercornServer)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 1000, 4096, 50_000])
-async def test_aiter_bytes_yields_exact_chunk_sizes(hypercorn: HypercornServer, chunk_size: int) -> None:
+async def test_aiter_bytes_yields_exact_chunk_sizes(
+    hypercorn: HypercornServer, chunk_size: int
+) -> None:
     size = 10_000
     async with hyperhttp.Client(base_url=hypercorn.url) as client:
         async with await client.stream("GET", f"/chunked/{size}") as response:

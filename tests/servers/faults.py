@@ -115,7 +115,7 @@ class ScriptedServer:
         while not self.stopped.is_set():
             try:
                 sock, _ = self._listener.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return

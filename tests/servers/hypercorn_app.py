@@ -64,7 +64,9 @@ class App:
                 "method": scope["method"],
                 "path": path,
                 "query": scope["query_string"].decode(),
-                "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
+                "headers": [
+                    [k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]
+                ],
                 "body": body.decode("latin-1"),
             }
             await _respond(send, 200, json.dumps(payload).encode(), b"application/json")
@@ -75,7 +77,11 @@ class App:
             await send({"type": "http.response.start", "status": 200, "headers": []})
             for start in range(0, len(data), 1000):
                 await send(
-                    {"type": "http.response.body", "body": data[start : start + 1000], "more_body": True}
+                    {
+                        "type": "http.response.body",
+                        "body": data[start : start + 1000],
+                        "more_body": True,
+                    }
                 )
             await send({"type": "http.response.body", "body": b""})
         elif path == "/hash":
@@ -97,7 +103,10 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes) ->
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

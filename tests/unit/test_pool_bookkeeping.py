@@ -1,0 +1,155 @@
+"""ConnectionPool bookkeeping without sockets: connections are real H1Connections on fake transports."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import hyperhttp
+from hyperhttp.net import pool as pool_module
+from hyperhttp.net.pool import ConnectionPool
+from hyperhttp.proto.h1 import H1Connection
+from tests.unit.test_h1_sans_io import FakeTransport
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class FakeNetwork:
+    """Stands in for open_connection: every connect makes a connection the test answers by hand."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.connections: list[H1Connection] = []
+        monkeypatch.setattr(pool_module, "open_connection", self.open_connection)
+
+    async def open_connection(
+        self, factory: Any, host: str, port: int, **kwargs: Any
+    ) -> H1Connection:
+        connection: H1Connection = factory()
+        connection.connection_made(FakeTransport())  # type: ignore[arg-type]
+        self.connections.append(connection)
+        return connection
+
+    @staticmethod
+    def respond(connection: H1Connection, data: bytes = OK) -> None:
+        buffer = connection.get_buffer(len(data))
+        buffer[: len(data)] = data
+        connection.buffer_updated(len(data))
+
+    @staticmethod
+    def transport(connection: H1Connection) -> FakeTransport:
+        return connection._transport  # type: ignore[no-any-return]
+
+
+def _request(path: str = "/", timeout: hyperhttp.Timeout | None = None) -> hyperhttp.Request:
+    return hyperhttp.Request("GET", f"http://pool.test{path}", timeout=timeout)
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_idle_connections_are_reused_most_recent_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    net = FakeNetwork(monkeypatch)
+    pool = ConnectionPool(max_connections=10, max_keepalive_connections=10)
+    first = asyncio.ensure_future(pool.handle_async_request(_request()))
+    second = asyncio.ensure_future(pool.handle_async_request(_request()))
+    await _settle()
+    a, b = net.connections
+    net.respond(a)
+    net.respond(b)  # b went idle last
+    await first, await second
+    third = asyncio.ensure_future(pool.handle_async_request(_request()))
+    await _settle()
+    assert len(net.transport(b).writes) == 2 and len(net.transport(a).writes) == 1
+    net.respond(b)
+    await third
+    assert pool.get_stats()["http://pool.test:80"]["requests"] == 3
+
+
+async def test_cap_queues_waiters_and_serves_them_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = FakeNetwork(monkeypatch)
+    pool = ConnectionPool(max_connections=1)
+    tasks = [asyncio.ensure_future(pool.handle_async_request(_request(f"/{i}"))) for i in range(4)]
+    await _settle()
+    assert len(net.connections) == 1
+    stats = pool.get_stats()["http://pool.test:80"]
+    assert stats["waiting"] == 3 and stats["in_use"] == 1
+    (connection,) = net.connections
+    for i in range(4):
+        await _settle()
+        assert net.transport(connection).writes[-1].startswith(b"GET /%d " % i)
+        net.respond(connection)
+        await tasks[i]
+    assert pool.get_stats()["http://pool.test:80"]["waiting"] == 0
+
+
+async def test_pool_timeout_and_cancelled_waiters_leak_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    net = FakeNetwork(monkeypatch)
+    pool = ConnectionPool(max_connections=1)
+    holder = asyncio.ensure_future(pool.handle_async_request(_request()))
+    await _settle()
+    with pytest.raises(hyperhttp.PoolTimeout):
+        await pool.handle_async_request(_request(timeout=hyperhttp.Timeout(5.0, pool=0.01)))
+    cancelled = asyncio.ensure_future(pool.handle_async_request(_request()))
+    await _settle()
+    cancelled.cancel()
+    (connection,) = net.connections
+    net.respond(connection)  # the connection is handed over while the waiter is being cancelled
+    await holder
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    stats = pool.get_stats()["http://pool.test:80"]
+    assert stats == {**stats, "waiting": 0, "in_use": 0, "idle": 1, "connections": 1}
+    follow_up = asyncio.ensure_future(pool.handle_async_request(_request()))
+    await _settle()
+    net.respond(connection)
+    await follow_up
+    assert len(net.connections) == 1
+
+
+async def test_keepalive_cap_closes_surplus_on_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = FakeNetwork(monkeypatch)
+    pool = ConnectionPool(max_connections=10, max_keepalive_connections=2)
+    tasks = [asyncio.ensure_future(pool.handle_async_request(_request())) for _ in range(4)]
+    await _settle()
+    for connection in net.connections:
+        net.respond(connection)
+    await asyncio.gather(*tasks)
+    closed = [c for c in net.connections if net.transport(c).closed]
+    stats = pool.get_stats()["http://pool.test:80"]
+    assert len(closed) == 2 and stats["idle"] == 2 and stats["connections"] == 2
+
+
+async def test_connection_lost_while_idle_is_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = FakeNetwork(monkeypatch)
+    pool = ConnectionPool()
+    task = asyncio.ensure_future(pool.handle_async_request(_request()))
+    await _settle()
+    net.respond(net.connections[0])
+    await task
+    net.connections[0].connection_lost(None)
+    stats = pool.get_stats()["http://pool.test:80"]
+    assert stats["idle"] == 0 and stats["connections"] == 0
+
+
+async def test_aclose_closes_connections_and_fails_waiters(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = FakeNetwork(monkeypatch)
+    pool = ConnectionPool(max_connections=1)
+    holder = asyncio.ensure_future(pool.handle_async_request(_request()))
+    waiter = asyncio.ensure_future(pool.handle_async_request(_request()))
+    await _settle()
+    await pool.aclose()
+    with pytest.raises(hyperhttp.PoolClosed):
+        await waiter
+    with pytest.raises(hyperhttp.ReadError):
+        await holder
+    assert net.transport(net.connections[0]).closed
+    with pytest.raises(hyperhttp.PoolClosed):
+        await pool.handle_async_request(_request())
