@@ -34,12 +34,18 @@ class ContentDecoder:
         return b""
 
 
-class GzipDecoder(ContentDecoder):
-    """gzip (RFC 1952), including bodies made of several concatenated members."""
+class _MemberDecoder(ContentDecoder):
+    """A format whose body may be several members (gzip) or frames (zstd) back to back."""
+
+    name = ""
+    errors: tuple[type[Exception], ...] = ()
 
     def __init__(self) -> None:
-        self._decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        self._decompressor = self._new()
         self._started = False
+
+    def _new(self) -> Any:
+        raise NotImplementedError
 
     def decode(self, data: bytes) -> bytes:
         output = []
@@ -51,15 +57,25 @@ class GzipDecoder(ContentDecoder):
                     break
                 data = self._decompressor.unused_data
                 if data:
-                    self._decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        except zlib.error as exc:
-            raise DecompressionError(f"corrupt gzip body: {exc}") from None
+                    self._decompressor = self._new()
+        except self.errors as exc:
+            raise DecompressionError(f"corrupt {self.name} body: {exc}") from None
         return b"".join(output)
 
     def flush(self) -> bytes:
         if self._started and not self._decompressor.eof:
-            raise DecompressionError("truncated gzip body")
+            raise DecompressionError(f"truncated {self.name} body")
         return b""
+
+
+class GzipDecoder(_MemberDecoder):
+    """gzip (RFC 1952), including bodies made of several concatenated members."""
+
+    name = "gzip"
+    errors = (zlib.error,)
+
+    def _new(self) -> Any:
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
 
 
 class DeflateDecoder(ContentDecoder):
@@ -114,33 +130,14 @@ class BrotliDecoder(ContentDecoder):
         return b""
 
 
-class ZstdDecoder(ContentDecoder):
+class ZstdDecoder(_MemberDecoder):
     """zstd (RFC 8878), including bodies made of several frames."""
 
-    def __init__(self) -> None:
-        assert zstandard is not None
-        self._decompressor = zstandard.ZstdDecompressor().decompressobj()
-        self._started = False
+    name = "zstd"
+    errors = (zstandard.ZstdError,) if zstandard is not None else ()
 
-    def decode(self, data: bytes) -> bytes:
-        output = []
-        try:
-            while data:
-                self._started = True
-                output.append(self._decompressor.decompress(data))
-                if not self._decompressor.eof:
-                    break
-                data = self._decompressor.unused_data
-                if data:
-                    self._decompressor = zstandard.ZstdDecompressor().decompressobj()
-        except zstandard.ZstdError as exc:
-            raise DecompressionError(f"corrupt zstd body: {exc}") from None
-        return b"".join(output)
-
-    def flush(self) -> bytes:
-        if self._started and not self._decompressor.eof:
-            raise DecompressionError("truncated zstd body")
-        return b""
+    def _new(self) -> Any:
+        return zstandard.ZstdDecompressor().decompressobj()
 
 
 class MultiDecoder(ContentDecoder):
