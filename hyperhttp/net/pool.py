@@ -206,8 +206,7 @@ class ConnectionPool(Transport):
             connection.idle_since = 0.0
             if connection.is_idle:
                 return connection
-            # closed but its connection_lost has not run yet: forget it now
-            self._forget(connection)
+            self._retire(connection)  # closing; its connection_lost has not run yet
         return None
 
     async def _acquire(
@@ -340,36 +339,36 @@ class ConnectionPool(Transport):
         return bool(waiters)
 
     def _on_lost(self, connection: H1Connection) -> None:
-        """The connection's socket is gone (closed by either side)."""
+        """The connection can serve no more requests; once its socket is gone, its place is free.
+
+        The connection reports twice: when it stops being usable (it leaves the stats at once)
+        and from ``connection_lost``, which asyncio calls just before closing the socket. Only
+        then does a waiter get its place, so the cap holds for sockets, not only for objects.
+        """
         if connection.pool_key is None:
             return
-        if connection.idle_since:
-            try:
-                connection.pool_key.idle.remove(connection)
-            except ValueError:
-                pass
-        self._forget(connection)
+        self._retire(connection)
+        if connection.socket_closed:
+            connection.pool_key = None
+            self._total -= 1
+            self._grant_capacity()
 
-    def _discard(self, connection: H1Connection) -> None:
-        """Close a connection the pool no longer wants and free its place at once."""
-        origin: _Origin | None = connection.pool_key
-        if origin is not None and connection.idle_since:
+    def _retire(self, connection: H1Connection) -> None:
+        """Take a connection out of the idle set and the counts; it is not handed out again."""
+        origin: _Origin = connection.pool_key
+        if connection.idle_since:
+            connection.idle_since = 0.0
             try:
                 origin.idle.remove(connection)
             except ValueError:
                 pass
-        self._forget(connection)
-        connection.close()
-
-    def _forget(self, connection: H1Connection) -> None:
-        origin: _Origin | None = connection.pool_key
-        if origin is None:
-            return
-        connection.pool_key = None
-        connection.idle_since = 0.0
         origin.connections.discard(connection)
-        self._total -= 1
-        self._grant_capacity()
+
+    def _discard(self, connection: H1Connection) -> None:
+        """Close a connection the pool no longer wants (its place frees when the socket is gone)."""
+        if connection.pool_key is not None:
+            self._retire(connection)
+        connection.close()
 
     def _grant_capacity(self) -> None:
         """Room under the global cap: the oldest waiter (of any origin) may connect."""

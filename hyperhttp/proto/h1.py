@@ -104,6 +104,7 @@ class H1Connection(asyncio.BufferedProtocol):
         "_read_timeout",
         "_sent_at",
         "response_started",
+        "socket_closed",
         "request_count",
         "pool_key",
         "idle_since",
@@ -142,6 +143,7 @@ class H1Connection(asyncio.BufferedProtocol):
         self._read_timeout: float | None = None
         self._sent_at = 0.0
         self.response_started = False
+        self.socket_closed = False
         self.request_count = 0
         self.pool_key: Any = None
         self.idle_since = 0.0
@@ -374,6 +376,7 @@ class H1Connection(asyncio.BufferedProtocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.socket_closed = True
         self._lost_exc = exc
         self._cancel_timer()
         state = self._state

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 import hyperhttp
-from tests.servers.faults import Conn, keep_answering, respond
+from tests.servers.faults import Conn, established, keep_answering, respond
 
 
 async def test_pool_timeout_when_every_connection_is_busy(scripted) -> None:
@@ -83,22 +83,16 @@ async def test_global_and_per_host_caps_under_500_concurrent_requests(scripted) 
 
 
 async def test_global_cap_holds_across_hosts_at_every_moment(scripted) -> None:
-    live = 0
     peak = 0
-    lock = threading.Lock()
+    ports: list[int] = []
 
     def script(conn: Conn) -> None:
-        nonlocal live, peak
-        with lock:
-            live += 1
-            peak = max(peak, live)
-        try:
-            keep_answering(respond(body=b"ok"))(conn)
-        finally:
-            with lock:
-                live -= 1
+        nonlocal peak
+        peak = max(peak, established(*ports))  # sampled as each connection is accepted
+        keep_answering(respond(body=b"ok"))(conn)
 
     servers = [scripted(script) for _ in range(3)]
+    ports.extend(server.port for server in servers)
     async with hyperhttp.Client(max_connections=6, max_keepalive_connections=6) as client:
 
         async def fetch(i: int) -> bytes:

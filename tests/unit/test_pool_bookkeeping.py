@@ -21,13 +21,17 @@ class FakeNetwork:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.connections: list[H1Connection] = []
+        self.open_sockets_at_connect: list[int] = []
         monkeypatch.setattr(pool_module, "open_connection", self.open_connection)
 
     async def open_connection(
         self, factory: Any, host: str, port: int, **kwargs: Any
     ) -> H1Connection:
+        self.open_sockets_at_connect.append(sum(not c.socket_closed for c in self.connections))
         connection: H1Connection = factory()
-        connection.connection_made(FakeTransport())  # type: ignore[arg-type]
+        transport = FakeTransport()
+        transport.protocol = connection
+        connection.connection_made(transport)  # type: ignore[arg-type]
         self.connections.append(connection)
         return connection
 
@@ -153,3 +157,26 @@ async def test_aclose_closes_connections_and_fails_waiters(monkeypatch: pytest.M
     assert net.transport(net.connections[0]).closed
     with pytest.raises(hyperhttp.PoolClosed):
         await pool.handle_async_request(_request())
+
+
+async def test_a_closing_connection_keeps_its_place_until_its_socket_is_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    net = FakeNetwork(monkeypatch)
+    pool = ConnectionPool(max_connections=1)
+    first = asyncio.ensure_future(pool.handle_async_request(_request()))
+    second = asyncio.ensure_future(pool.handle_async_request(_request()))
+    await _settle()
+    net.respond(
+        net.connections[0], b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    await first
+    assert pool.get_stats()["http://pool.test:80"]["connections"] == 0  # out of the stats at once
+    await _settle()
+    assert len(net.connections) == 2
+    assert net.open_sockets_at_connect == [
+        0,
+        0,
+    ]  # the second connect came after the first socket closed
+    net.respond(net.connections[1])
+    await second
