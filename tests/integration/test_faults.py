@@ -8,15 +8,11 @@ import threading
 import pytest
 
 import hyperhttp
-from tests.servers.faults import Conn, keep_answering, respond
+from tests.servers.faults import Conn, answer_once, keep_answering, respond
 
 
 async def test_read_timeout_on_a_stalled_server(scripted) -> None:
-    def script(conn: Conn) -> None:
-        conn.read_request()
-        conn.stall()
-
-    server = scripted(script)
+    server = scripted(answer_once(then="stall"))
     async with hyperhttp.Client(timeout=hyperhttp.Timeout(5.0, read=0.2)) as client:
         with pytest.raises(hyperhttp.ReadTimeout):
             await client.get(server.url)
@@ -24,12 +20,9 @@ async def test_read_timeout_on_a_stalled_server(scripted) -> None:
 
 
 async def test_read_timeout_while_waiting_for_more_body(scripted) -> None:
-    def script(conn: Conn) -> None:
-        conn.read_request()
-        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
-        conn.stall()
-
-    server = scripted(script)
+    server = scripted(
+        answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", then="stall")
+    )
     async with hyperhttp.Client(timeout=hyperhttp.Timeout(5.0, read=0.2)) as client:
         response = await client.get(server.url)
         with pytest.raises(hyperhttp.ReadTimeout):
@@ -46,12 +39,7 @@ async def test_connect_error_on_a_closed_port(closed_port: int) -> None:
 
 
 async def test_server_closing_mid_body_is_a_remote_protocol_error_and_not_reused(scripted) -> None:
-    def script(conn: Conn) -> None:
-        conn.read_request()
-        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
-        conn.close()
-
-    server = scripted(script)
+    server = scripted(answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"))
     async with hyperhttp.Client() as client:
         response = await client.get(server.url)
         with pytest.raises(hyperhttp.RemoteProtocolError, match="received 9 bytes"):
@@ -64,12 +52,7 @@ async def test_server_closing_mid_body_is_a_remote_protocol_error_and_not_reused
 
 
 async def test_chunked_body_cut_short_is_an_error(scripted) -> None:
-    def script(conn: Conn) -> None:
-        conn.read_request()
-        conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
-        conn.close()
-
-    server = scripted(script)
+    server = scripted(answer_once(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"))
     async with hyperhttp.Client() as client:
         response = await client.get(server.url)
         with pytest.raises(hyperhttp.RemoteProtocolError):
@@ -77,11 +60,7 @@ async def test_chunked_body_cut_short_is_an_error(scripted) -> None:
 
 
 async def test_reset_before_response_is_a_typed_error(scripted) -> None:
-    def script(conn: Conn) -> None:
-        conn.read_request()
-        conn.reset()
-
-    server = scripted(script)
+    server = scripted(answer_once(then="reset"))
     async with hyperhttp.Client() as client:
         with pytest.raises((hyperhttp.ReadError, hyperhttp.RemoteProtocolError)):
             await client.get(server.url)
@@ -89,11 +68,7 @@ async def test_reset_before_response_is_a_typed_error(scripted) -> None:
 
 
 async def test_close_without_response_is_a_remote_protocol_error(scripted) -> None:
-    def script(conn: Conn) -> None:
-        conn.read_request()
-        conn.close()
-
-    server = scripted(script)
+    server = scripted(answer_once())
     async with hyperhttp.Client() as client:
         with pytest.raises(hyperhttp.RemoteProtocolError, match="without sending a response"):
             await client.get(server.url)

@@ -184,6 +184,18 @@ def respond(status: str = "200 OK", body: bytes = b"", headers: tuple[str, ...] 
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+def answer_once(data: bytes = b"", then: str = "close") -> Script:
+    """A script that reads one request, sends ``data``, then does ``then``: close, reset or stall."""
+
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        if data:
+            conn.send(data)
+        getattr(conn, then)()
+
+    return script
+
+
 def keep_answering(response: bytes) -> Script:
     """A script answering every request on the connection with ``response``."""
 
