@@ -14,6 +14,7 @@ while it sat idle, which removes it at once rather than on the next failed write
 from __future__ import annotations
 
 import asyncio
+import itertools
 import ssl
 from collections import deque
 from time import perf_counter
@@ -69,11 +70,12 @@ class _Origin:
 
 
 class _Waiter:
-    __slots__ = ("origin", "future")
+    __slots__ = ("origin", "future", "seq")
 
-    def __init__(self, origin: _Origin, future: asyncio.Future[Any]) -> None:
+    def __init__(self, origin: _Origin, future: asyncio.Future[Any], seq: int) -> None:
         self.origin = origin
         self.future = future
+        self.seq = seq  # arrival order across origins
 
 
 class ConnectionPool(Transport):
@@ -101,7 +103,9 @@ class ConnectionPool(Transport):
         self._ssl_context = ssl_context
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._total = 0  # open and opening connections, across origins
-        self._waiters: deque[_Waiter] = deque()  # FIFO across origins, for freed capacity
+        # Origins with queued waiters; freed capacity goes to the oldest head among them.
+        self._waiting_origins: set[_Origin] = set()
+        self._arrivals = itertools.count()
         self._buffer = memoryview(bytearray(_RECEIVE_BUFFER))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweep_handle: asyncio.TimerHandle | None = None
@@ -169,9 +173,10 @@ class ConnectionPool(Transport):
         if self._sweep_handle is not None:
             self._sweep_handle.cancel()
             self._sweep_handle = None
-        for waiter in self._waiters:
-            if not waiter.future.done():
-                waiter.future.set_exception(PoolClosed("the client was closed"))
+        for origin in self._waiting_origins:
+            for waiter in origin.waiters:
+                if not waiter.future.done():
+                    waiter.future.set_exception(PoolClosed("the client was closed"))
         for origin in self._origins.values():
             for connection in list(origin.connections):
                 connection.close()
@@ -223,9 +228,9 @@ class ConnectionPool(Transport):
 
     async def _wait(self, origin: _Origin, timeout: float | None) -> Any:
         assert self._loop is not None
-        waiter = _Waiter(origin, self._loop.create_future())
+        waiter = _Waiter(origin, self._loop.create_future(), next(self._arrivals))
         origin.waiters.append(waiter)
-        self._waiters.append(waiter)
+        self._waiting_origins.add(origin)
         origin.waiting += 1
         self._evict_idle_elsewhere(origin)
         timer = None
@@ -314,6 +319,7 @@ class ConnectionPool(Transport):
             if not waiter.future.done():
                 waiter.future.set_result(connection)
                 return
+        self._waiting_origins.discard(origin)
         if self._closed:
             self._discard(connection)
             return
@@ -332,11 +338,23 @@ class ConnectionPool(Transport):
             self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
 
     def _live_waiter(self) -> bool:
-        """Whether anyone still waits for capacity (served or cancelled ones are dropped here)."""
-        waiters = self._waiters
-        while waiters and waiters[0].future.done():
-            waiters.popleft()
-        return bool(waiters)
+        """Whether anyone still waits for capacity."""
+        return self._oldest_waiter() is not None
+
+    def _oldest_waiter(self) -> _Waiter | None:
+        """The longest-waiting live waiter of any origin (served or cancelled ones are dropped)."""
+        if not self._waiting_origins:
+            return None
+        oldest: _Waiter | None = None
+        for origin in list(self._waiting_origins):
+            waiters = origin.waiters
+            while waiters and waiters[0].future.done():
+                waiters.popleft()
+            if not waiters:
+                self._waiting_origins.discard(origin)
+            elif oldest is None or waiters[0].seq < oldest.seq:
+                oldest = waiters[0]
+        return oldest
 
     def _on_lost(self, connection: H1Connection) -> None:
         """The connection can serve no more requests; once its socket is gone, its place is free.
@@ -372,12 +390,13 @@ class ConnectionPool(Transport):
 
     def _grant_capacity(self) -> None:
         """Room under the global cap: the oldest waiter (of any origin) may connect."""
-        waiters = self._waiters
-        while waiters and self._total < self.max_connections:
-            waiter = waiters.popleft()
-            if not waiter.future.done():
-                self._total += 1
-                waiter.future.set_result(_GRANT)
+        while self._total < self.max_connections:
+            waiter = self._oldest_waiter()
+            if waiter is None:
+                return
+            waiter.origin.waiters.popleft()
+            self._total += 1
+            waiter.future.set_result(_GRANT)
 
     def _sweep(self) -> None:
         """Close connections idle for longer than keepalive_expiry; come back for the rest."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -180,3 +181,28 @@ async def test_a_closing_connection_keeps_its_place_until_its_socket_is_gone(
     ]  # the second connect came after the first socket closed
     net.respond(net.connections[1])
     await second
+
+
+def _waiter_records() -> int:
+    return sum(isinstance(o, pool_module._Waiter) for o in gc.get_objects())
+
+
+async def test_sustained_overload_leaves_no_waiter_records_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Far more tasks than connections, the queue never draining until the end: the pool's
+    records of served waiters must not pile up (one per request would be a leak under load)."""
+    net = FakeNetwork(monkeypatch)
+    pool = ConnectionPool(max_connections=2)
+    tasks = [asyncio.ensure_future(pool.handle_async_request(_request())) for _ in range(200)]
+    await _settle()
+    origin = pool._origins[("http", "pool.test", 80)]
+    assert origin.waiting == 198
+    for _ in range(100):
+        for connection in net.connections:
+            net.respond(connection)
+        await _settle()
+        assert _waiter_records() == origin.waiting  # only live waiters are kept anywhere
+    await asyncio.gather(*tasks)
+    assert len(net.connections) == 2
+    assert _waiter_records() == 0
