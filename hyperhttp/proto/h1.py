@@ -100,9 +100,7 @@ class H1Connection(asyncio.BufferedProtocol):
         "_drain_waiter",
         "_on_idle",
         "_on_lost",
-        "_lost_exc",
         "_read_timeout",
-        "_sent_at",
         "response_started",
         "socket_closed",
         "request_count",
@@ -139,9 +137,7 @@ class H1Connection(asyncio.BufferedProtocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._on_idle = on_idle
         self._on_lost = on_lost
-        self._lost_exc: BaseException | None = None
         self._read_timeout: float | None = None
-        self._sent_at = 0.0
         self.response_started = False
         self.socket_closed = False
         self.request_count = 0
@@ -270,7 +266,7 @@ class H1Connection(asyncio.BufferedProtocol):
         return True
 
     async def _drain(self, timeout: float | None) -> None:
-        if self._lost_exc is not None or self._state == _CLOSED:
+        if self._state == _CLOSED:
             raise WriteError("connection lost while sending the request body")
         waiter = self._drain_waiter = self._loop.create_future()
         timer = None
@@ -377,7 +373,6 @@ class H1Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.socket_closed = True
-        self._lost_exc = exc
         self._cancel_timer()
         state = self._state
         if state == _BODY:

@@ -100,11 +100,6 @@ class BodyStream:
 
     # -- the reader's side ------------------------------------------------------------------
 
-    @property
-    def at_eof(self) -> bool:
-        """Every byte has arrived and been taken."""
-        return self.complete and not self._chunks
-
     def take_all(self) -> bytes:
         """Everything buffered, joined (the one copy of ``aread()``)."""
         chunks = self._chunks
