@@ -15,6 +15,7 @@ from ._timeout import Timeout
 from ._transport import Transport
 from ._url import URL
 from ._version import __version__
+from .net.dns import AiodnsResolver, CachingResolver, Resolver
 from .exceptions import (
     CircuitBreakerOpen,
     ConnectError,
@@ -23,6 +24,7 @@ from .exceptions import (
     DNSError,
     HTTPStatusError,
     HyperHTTPError,
+    InsecureRequestWarning,
     InvalidURL,
     LocalProtocolError,
     PoolClosed,
@@ -39,6 +41,7 @@ from .exceptions import (
     StreamError,
     TimeoutException,
     TLSError,
+    TLSHandshakeTimeout,
     TooManyRedirects,
     TransportError,
     WriteError,
@@ -54,6 +57,9 @@ __all__ = [
     "URL",
     "Timeout",
     "Transport",
+    "Resolver",
+    "CachingResolver",
+    "AiodnsResolver",
     "install_uvloop",
     "HAS_BROTLI",
     "HAS_ORJSON",
@@ -73,6 +79,8 @@ __all__ = [
     "RemoteProtocolError",
     "LocalProtocolError",
     "TLSError",
+    "TLSHandshakeTimeout",
+    "InsecureRequestWarning",
     "ProxyError",
     "DNSError",
     "InvalidURL",

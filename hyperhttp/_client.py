@@ -21,6 +21,7 @@ from ._url import URL, QueryParams
 from ._version import __version__
 from .exceptions import InvalidURL, PoolClosed
 from .net.pool import ConnectionPool
+from .net.dns import Resolver
 from .net.tls import create_ssl_context
 
 __all__ = ["Client", "CookiesInput"]
@@ -71,6 +72,7 @@ class Client:
         auth: Any = None,
         event_hooks: Mapping[str, Iterable[Any]] | None = None,
         transport: Transport | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         for name, value, issue in (
             ("follow_redirects", follow_redirects, "redirects"),
@@ -116,7 +118,12 @@ class Client:
                 max_keepalive_connections=max_keepalive_connections,
                 keepalive_expiry=keepalive_expiry,
                 connect_timeout=connect_timeout,
-                ssl_context=create_ssl_context(verify, cert, ssl_context),
+                happy_eyeballs_delay=happy_eyeballs_delay,
+                resolver=resolver,
+                # ALPN offers h2 once proto/h2.py exists; until then only http/1.1.
+                ssl_context=create_ssl_context(
+                    verify, cert, ssl_context, http2=False, warn_stacklevel=2
+                ),
             )
         self._transport = transport
         self._closed = False

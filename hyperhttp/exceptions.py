@@ -16,6 +16,7 @@ the boundary where they arise, so callers only ever see these classes::
     │   │   └── LocalProtocolError
     │   └── TimeoutException
     │       ├── ConnectTimeout
+    │       │   └── TLSHandshakeTimeout (also a TLSError)
     │       ├── ReadTimeout
     │       ├── WriteTimeout
     │       └── PoolTimeout
@@ -53,6 +54,7 @@ __all__ = [
     "LocalProtocolError",
     "TimeoutException",
     "ConnectTimeout",
+    "TLSHandshakeTimeout",
     "ReadTimeout",
     "WriteTimeout",
     "PoolTimeout",
@@ -67,6 +69,7 @@ __all__ = [
     "DecompressionError",
     "CircuitBreakerOpen",
     "PoolClosed",
+    "InsecureRequestWarning",
 ]
 
 
@@ -79,7 +82,14 @@ class TransportError(HyperHTTPError):
 
 
 class ConnectError(TransportError):
-    """The TCP connection could not be established."""
+    """The TCP connection could not be established.
+
+    ``attempts`` lists each address tried with the reason it failed, as ``("ip:port", reason)``.
+    """
+
+    def __init__(self, message: str, attempts: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.attempts = attempts or []
 
 
 class ReadError(TransportError):
@@ -120,6 +130,10 @@ class TimeoutException(TransportError):
 
 class ConnectTimeout(TimeoutException):
     """Connecting (DNS, TCP and TLS handshake) took longer than the connect timeout."""
+
+
+class TLSHandshakeTimeout(TLSError, ConnectTimeout):
+    """The TLS handshake did not finish within the connect timeout (a TLSError and a ConnectTimeout)."""
 
 
 class ReadTimeout(TimeoutException):
@@ -186,3 +200,7 @@ class CircuitBreakerOpen(HyperHTTPError):
 
 class PoolClosed(HyperHTTPError):
     """A request was made on a Client that has been closed."""
+
+
+class InsecureRequestWarning(UserWarning):
+    """Issued when a Client is built with ``verify=False``: TLS certificates will not be checked."""

@@ -1,20 +1,27 @@
-"""Opening a connection: resolve, connect over TCP, optionally TLS, all under one connect timeout.
+"""Opening a connection: resolve, race TCP connects (Happy Eyeballs v2), then TLS on the winner.
 
-The addresses are tried in the resolver's order until one connects (Happy Eyeballs replaces this
-sequential walk in the network-layer work). Every failure is mapped here, at the boundary where it
-arises, to ConnectError, ConnectTimeout or TLSError.
+RFC 8305: the resolved addresses are interleaved by family, starting with the family of the first
+(most preferred) one. Attempts start one at a time: the next starts ``happy_eyeballs_delay``
+seconds after the previous one, or at once when an attempt fails. The first TCP connection to
+succeed wins; the others are cancelled and their sockets closed. The connect timeout bounds name
+resolution and the whole race (ConnectTimeout), and what is left of it bounds the TLS handshake
+(TLSHandshakeTimeout). When every attempt fails, one ConnectError names each address and reason.
+
+Every failure is mapped here, at the boundary where it arises, to ConnectError, ConnectTimeout,
+DNSError or TLSError.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from typing import Callable, TypeVar
 
-from ..exceptions import ConnectError, ConnectTimeout, TLSError
-from .dns import Resolver
+from ..exceptions import ConnectError, ConnectTimeout, TLSError, TLSHandshakeTimeout
+from .dns import Address, Resolver
 
-__all__ = ["open_connection", "deadline"]
+__all__ = ["open_connection", "deadline", "interleave"]
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
@@ -26,11 +33,17 @@ class deadline:
     outer cancellation (which is re-raised untouched).
     """
 
-    __slots__ = ("_timeout", "_message", "_handle", "_task", "expired")
+    __slots__ = ("_timeout", "_message", "_exc_type", "_handle", "_task", "expired")
 
-    def __init__(self, timeout: float | None, message: str) -> None:
+    def __init__(
+        self,
+        timeout: float | None,
+        message: str,
+        exc_type: type[Exception] = ConnectTimeout,
+    ) -> None:
         self._timeout = timeout
         self._message = message
+        self._exc_type = exc_type
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[object] | None = None
         self.expired = False
@@ -53,7 +66,99 @@ class deadline:
             uncancel = getattr(self._task, "uncancel", None)
             if uncancel is not None:
                 uncancel()
-            raise ConnectTimeout(self._message) from None
+            raise self._exc_type(self._message) from None
+
+
+def interleave(addresses: list[Address]) -> list[Address]:
+    """Alternate address families, starting with the family of the first address (RFC 8305 4)."""
+    if len(addresses) < 2:
+        return addresses
+    first = addresses[0][0]
+    preferred = [a for a in addresses if a[0] == first]
+    others = [a for a in addresses if a[0] != first]
+    if not others:
+        return addresses
+    result: list[Address] = []
+    for i in range(max(len(preferred), len(others))):
+        if i < len(preferred):
+            result.append(preferred[i])
+        if i < len(others):
+            result.append(others[i])
+    return result
+
+
+def _label(address: Address) -> str:
+    ip, port = address[1][0], address[1][1]
+    return f"[{ip}]:{port}" if address[0] == socket.AF_INET6 else f"{ip}:{port}"
+
+
+async def _connect_socket(loop: asyncio.AbstractEventLoop, address: Address) -> socket.socket:
+    family, sockaddr = address
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await loop.sock_connect(sock, sockaddr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _close_result(task: asyncio.Task[socket.socket]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        task.result().close()
+
+
+async def _race(
+    loop: asyncio.AbstractEventLoop,
+    addresses: list[Address],
+    delay: float,
+    attempts: list[tuple[str, str]],
+) -> socket.socket | None:
+    """Staggered connects; the winning socket, or None when every attempt failed."""
+    pending: set[asyncio.Task[socket.socket]] = set()
+    labels: dict[asyncio.Task[socket.socket], str] = {}
+    queue = list(reversed(addresses))
+    winner: socket.socket | None = None
+    try:
+        while True:
+            if queue:
+                address = queue.pop()
+                task = loop.create_task(_connect_socket(loop, address))
+                labels[task] = _label(address)
+                pending.add(task)
+            if not pending:
+                return None
+            done, pending = await asyncio.wait(
+                pending,
+                timeout=delay if queue else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for task in done:
+                exc = task.exception()
+                if exc is None:
+                    if winner is None:
+                        winner = task.result()
+                    else:
+                        task.result().close()
+                else:
+                    attempts.append((labels[task], _reason(exc)))
+            if winner is not None:
+                return winner
+    finally:
+        for task in pending:
+            task.cancel()  # a connect that completes anyway closes its socket
+            task.add_done_callback(_close_result)
+        if winner is None:
+            # Cancelled from outside: the attempts still running are recorded as such.
+            attempts.extend((labels[task], "cancelled") for task in pending)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    return str(exc) or type(exc).__name__
 
 
 async def open_connection(
@@ -64,32 +169,54 @@ async def open_connection(
     resolver: Resolver,
     ssl_context: ssl.SSLContext | None,
     timeout: float | None,
+    happy_eyeballs_delay: float = 0.25,
 ) -> P:
     """Connect to ``host:port`` and return the protocol instance bound to the new transport."""
     loop = asyncio.get_running_loop()
-    with deadline(timeout, f"timed out connecting to {host}:{port} after {timeout}s"):
+    started = loop.time()
+    attempts: list[tuple[str, str]] = []
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    with deadline(timeout, f"timed out connecting to {where} after {timeout}s") as phase:
         addresses = await resolver.resolve(host, port)
-        errors: list[str] = []
-        for family, address in addresses:
-            try:
-                _, protocol = await loop.create_connection(
-                    protocol_factory,
-                    host=address[0],
-                    port=address[1],
-                    family=family,
-                    ssl=ssl_context,
-                    server_hostname=host if ssl_context is not None else None,
-                    ssl_handshake_timeout=None if ssl_context is None else timeout,
-                )
-                return protocol
-            except ssl.SSLError as exc:  # includes certificate verification failures
-                raise TLSError(
-                    f"TLS handshake with {host}:{port} failed: {_ssl_reason(exc)}"
-                ) from exc
-            except (OSError, asyncio.TimeoutError) as exc:
-                reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-                errors.append(f"{address[0]}:{address[1]}: {reason}")
-    raise ConnectError(f"could not connect to {host}:{port} ({'; '.join(errors)})")
+        sock = await _race(loop, interleave(addresses), happy_eyeballs_delay, attempts)
+    if phase.expired:  # pragma: no cover - deadline raises; kept for type narrowing
+        raise ConnectTimeout(f"timed out connecting to {where}")
+    if sock is None:
+        detail = "; ".join(f"{label}: {reason}" for label, reason in attempts)
+        raise ConnectError(f"could not connect to {where} ({detail})", attempts)
+    remaining = None if timeout is None else max(timeout - (loop.time() - started), 0.001)
+    try:
+        with deadline(
+            remaining,
+            f"TLS handshake with {where} timed out after {timeout}s",
+            TLSHandshakeTimeout,
+        ):
+            transport, protocol = await loop.create_connection(
+                protocol_factory,
+                sock=sock,
+                ssl=ssl_context,
+                server_hostname=host if ssl_context is not None else None,
+                # asyncio's own handshake timer is only a backstop behind the deadline above.
+                ssl_handshake_timeout=None if ssl_context is None else (remaining or 60.0) + 1.0,
+            )
+    except ssl.SSLError as exc:  # includes certificate verification failures
+        sock.close()
+        raise TLSError(f"TLS handshake with {where} failed: {_ssl_reason(exc)}") from exc
+    except (OSError, asyncio.TimeoutError) as exc:
+        sock.close()
+        if ssl_context is None:
+            raise ConnectError(f"could not connect to {where}: {_reason(exc)}") from exc
+        raise TLSError(f"TLS handshake with {where} failed: {_reason(exc)}") from exc
+    except BaseException:
+        sock.close()
+        raise
+    if ssl_context is not None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        if alpn not in (None, "http/1.1"):
+            transport.abort()
+            raise TLSError(f"{where} negotiated {alpn!r} through ALPN, which hyperhttp cannot speak")
+    return protocol
 
 
 def _ssl_reason(exc: ssl.SSLError) -> str:

@@ -1,18 +1,30 @@
-"""Name resolution on aiodns (c-ares): no thread pool, and /etc/hosts honoured by c-ares itself.
+"""Name resolution: a TTL-bounded cache with negative caching and coalescing, on aiodns (c-ares).
 
-Literal IPv4 and IPv6 addresses are never resolved. The cache, negative caching and coalescing of
-concurrent lookups belong to the network-layer work; this module keeps the interface they plug into.
+``Resolver`` is the interface the pool uses; plug in any object with an async ``resolve``.
+``CachingResolver`` holds the policy (cache bounded in entries, record TTL capped by ``max_ttl``,
+NXDOMAIN/no-data remembered for ``negative_ttl``, concurrent lookups of one name sharing one query,
+IP literals never resolved) and leaves the lookup itself to a subclass. ``AiodnsResolver`` looks names
+up with c-ares: no thread pool, /etc/hosts honoured by c-ares itself (with TTL 0, so hosts-file
+answers are re-read rather than cached), and the addresses sorted by RFC 6724 destination
+selection, which Happy Eyeballs then interleaves by family.
+
+c-ares keeps a query cache of its own that honours record TTLs up to an hour and cannot be switched
+off through pycares. So that ``max_ttl`` really bounds how long an answer is used, a refresh of an
+answer that was cut short by the cap goes to a fresh c-ares channel, which asks the server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
-from typing import Protocol
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Protocol
 
 from ..exceptions import DNSError
 
-__all__ = ["Resolver", "AiodnsResolver", "Address"]
+__all__ = ["Resolver", "CachingResolver", "AiodnsResolver", "Address", "literal_address"]
 
 Address = tuple[int, tuple[str, int]]  # (family, (ip, port))
 
@@ -25,6 +37,8 @@ class Resolver(Protocol):
 
 def literal_address(host: str, port: int) -> list[Address] | None:
     """The address itself when ``host`` is an IP literal, else None."""
+    if not host or (host[0] not in "0123456789" and ":" not in host):
+        return None  # a name: skip the parse
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
@@ -33,46 +47,202 @@ def literal_address(host: str, port: int) -> list[Address] | None:
     return [(family, (host, port))]
 
 
-class AiodnsResolver:
-    """Resolve with c-ares through aiodns; the channel is created on first use, in the running loop."""
+class _Entry:
+    __slots__ = ("expires", "addresses", "error", "capped")
 
-    def __init__(self, nameservers: list[str] | None = None) -> None:
-        self._nameservers = nameservers
-        self._resolver: object | None = None
+    def __init__(
+        self,
+        expires: float,
+        addresses: list[tuple[int, str]],
+        error: str | None = None,
+        capped: bool = False,
+    ) -> None:
+        self.expires = expires
+        self.addresses = addresses
+        self.error = error
+        self.capped = capped  # the record TTL outlived max_ttl
+
+
+class CachingResolver:
+    """The cache, negative cache and coalescing around a ``lookup`` a subclass provides.
+
+    ``lookup(host, fresh)`` returns ``(addresses, ttl)`` with addresses as ``(family, ip)`` in
+    preference order; an empty list means the name does not exist or has no addresses (cached for
+    ``negative_ttl``). Any other failure raises DNSError and is not cached. ``fresh`` asks the
+    lookup to bypass caches below this one.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 4096,
+        max_ttl: float = 300.0,
+        negative_ttl: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self.max_ttl = max_ttl
+        self.negative_ttl = negative_ttl
+        self._clock = clock
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[list[tuple[int, str]]]] = {}
+        self.lookups = 0  # lookups that reached ``lookup`` (cache misses after coalescing)
+
+    async def lookup(self, host: str, fresh: bool) -> tuple[list[tuple[int, str]], float]:
+        raise NotImplementedError
 
     async def resolve(self, host: str, port: int) -> list[Address]:
         literal = literal_address(host, port)
         if literal is not None:
             return literal
-        import aiodns
+        key = host.lower().rstrip(".")
+        if not key:
+            raise DNSError("cannot resolve an empty host name")
+        cache = self._cache
+        entry = cache.get(key)
+        fresh = False
+        if entry is not None:
+            if entry.expires > self._clock():
+                cache.move_to_end(key)
+                if entry.error is not None:
+                    raise DNSError(entry.error)
+                return [(family, (ip, port)) for family, ip in entry.addresses]
+            del cache[key]
+            fresh = entry.capped
+        future = self._inflight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(self._fill(key, fresh))
+            self._inflight[key] = future
+            future.add_done_callback(self._settled)
+        # Shielded: a caller that gives up (its connect timeout) leaves the query to the others.
+        addresses = await asyncio.shield(future)
+        return [(family, (ip, port)) for family, ip in addresses]
 
-        if self._resolver is None:
-            self._resolver = aiodns.DNSResolver(nameservers=self._nameservers)
-        resolver: aiodns.DNSResolver = self._resolver  # type: ignore[assignment]
-        try:
-            result = await resolver.getaddrinfo(
-                host, family=socket.AF_UNSPEC, port=port, type=socket.SOCK_STREAM
-            )
-        except aiodns.error.DNSError as exc:
-            reason = exc.args[1] if len(exc.args) > 1 else str(exc)
-            raise DNSError(f"could not resolve {host!r}: {reason}") from None
-        addresses: list[Address] = []
-        seen = set()
-        for node in result.nodes:
-            ip = node.addr[0].decode("ascii") if isinstance(node.addr[0], bytes) else node.addr[0]
-            if ip not in seen:
-                seen.add(ip)
-                addresses.append((node.family, (ip, port)))
+    def _settled(self, future: asyncio.Future[Any]) -> None:
+        for key, pending in list(self._inflight.items()):
+            if pending is future:
+                del self._inflight[key]
+        if not future.cancelled():
+            future.exception()  # retrieved here, so no "never retrieved" warning if all gave up
+
+    async def _fill(self, key: str, fresh: bool) -> list[tuple[int, str]]:
+        self.lookups += 1
+        addresses, ttl = await self.lookup(key, fresh)
+        now = self._clock()
         if not addresses:
-            raise DNSError(f"could not resolve {host!r}: no addresses")
+            message = f"could not resolve {key!r}: name not found"
+            if self.negative_ttl > 0:
+                self._store(key, _Entry(now + self.negative_ttl, [], message))
+            raise DNSError(message)
+        if ttl > 0 and self.max_ttl > 0:
+            kept = min(ttl, self.max_ttl)
+            self._store(key, _Entry(now + kept, addresses, capped=ttl > kept))
         return addresses
 
+    def _store(self, key: str, entry: _Entry) -> None:
+        cache = self._cache
+        cache[key] = entry
+        cache.move_to_end(key)
+        while len(cache) > self.max_entries:
+            cache.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every cached answer."""
+        self._cache.clear()
+
     def close(self) -> None:
-        resolver = self._resolver
-        self._resolver = None
-        if resolver is not None:
-            close = getattr(resolver, "close", None)
-            if close is not None:
-                result = close()
-                if hasattr(result, "close"):  # aiodns >= 3.3 returns a coroutine
-                    result.close()
+        for future in self._inflight.values():
+            future.cancel()
+        self._inflight.clear()
+
+
+# c-ares status codes that mean "this name has no addresses" (cacheable, RFC 2308).
+_NOT_FOUND = {1, 4}  # ARES_ENODATA, ARES_ENOTFOUND
+
+
+class AiodnsResolver(CachingResolver):
+    """Resolve with c-ares through aiodns; the channel is created on first use, in the running loop.
+
+    ``nameservers`` ("ip" or "ip:port") replaces the system's; ``timeout`` and ``tries`` are
+    c-ares's per-query settings. The cache settings are those of ``CachingResolver``.
+    """
+
+    def __init__(
+        self,
+        nameservers: list[str] | None = None,
+        *,
+        timeout: float | None = None,
+        tries: int | None = None,
+        max_entries: int = 4096,
+        max_ttl: float = 300.0,
+        negative_ttl: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            max_entries=max_entries, max_ttl=max_ttl, negative_ttl=negative_ttl, clock=clock
+        )
+        self._nameservers = nameservers
+        self._options: dict[str, Any] = {}
+        if timeout is not None:
+            self._options["timeout"] = timeout
+        if tries is not None:
+            self._options["tries"] = tries
+        self._channel: Any = None
+
+    def _new_channel(self) -> Any:
+        import aiodns
+
+        return aiodns.DNSResolver(nameservers=self._nameservers, **self._options)
+
+    async def lookup(self, host: str, fresh: bool) -> tuple[list[tuple[int, str]], float]:
+        import aiodns
+
+        if self._channel is None:
+            self._channel = self._new_channel()
+        channel = self._channel
+        if fresh:
+            channel = self._new_channel()  # c-ares's own cache would answer from memory
+        try:
+            result = await channel.getaddrinfo(
+                host, family=socket.AF_UNSPEC, port=None, type=socket.SOCK_STREAM
+            )
+        except aiodns.error.DNSError as exc:
+            code = exc.args[0] if exc.args else None
+            if code in _NOT_FOUND:
+                return [], 0.0
+            reason = exc.args[1] if len(exc.args) > 1 else str(exc)
+            raise DNSError(f"could not resolve {host!r}: {reason}") from None
+        finally:
+            if channel is not self._channel:
+                _close_channel(channel)
+        addresses: list[tuple[int, str]] = []
+        seen = set()
+        ttl: float | None = None
+        for node in result.nodes:
+            ip = node.addr[0]
+            if isinstance(ip, bytes):
+                ip = ip.decode("ascii")
+            ttl = node.ttl if ttl is None else min(ttl, node.ttl)
+            if ip not in seen:
+                seen.add(ip)
+                addresses.append((int(node.family), ip))
+        return addresses, float(ttl or 0)
+
+    def close(self) -> None:
+        super().close()
+        channel = self._channel
+        self._channel = None
+        if channel is not None:
+            _close_channel(channel)
+
+
+def _close_channel(channel: Any) -> None:
+    result = channel.close()
+    if asyncio.iscoroutine(result):  # aiodns >= 3.3: close() is a coroutine that never suspends
+        try:
+            result.send(None)
+        except StopIteration:
+            return
+        result.close()

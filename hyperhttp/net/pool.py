@@ -88,6 +88,7 @@ class ConnectionPool(Transport):
         max_keepalive_connections: int = 20,
         keepalive_expiry: float | None = 120.0,
         connect_timeout: float | None = 10.0,
+        happy_eyeballs_delay: float = 0.25,
         resolver: Resolver | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -99,7 +100,9 @@ class ConnectionPool(Transport):
         self.max_keepalive_connections = max_keepalive_connections
         self.keepalive_expiry = keepalive_expiry
         self.connect_timeout = connect_timeout
+        self.happy_eyeballs_delay = happy_eyeballs_delay
         self._resolver: Resolver = resolver if resolver is not None else AiodnsResolver()
+        self._owns_resolver = resolver is None  # a resolver passed in may be shared: not ours to close
         self._ssl_context = ssl_context
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._total = 0  # open and opening connections, across origins
@@ -182,7 +185,7 @@ class ConnectionPool(Transport):
                 connection.close()
             origin.idle.clear()
         close = getattr(self._resolver, "close", None)
-        if close is not None:
+        if close is not None and self._owns_resolver:
             close()
 
     def get_stats(self) -> dict[str, dict[str, int]]:
@@ -292,6 +295,7 @@ class ConnectionPool(Transport):
                 resolver=self._resolver,
                 ssl_context=ssl_context,
                 timeout=min(timeouts) if timeouts else None,
+                happy_eyeballs_delay=self.happy_eyeballs_delay,
             )
         except BaseException:
             origin.connecting -= 1
