@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 import uvloop
 
+from tests.servers.dns import DNSServer
 from tests.servers.faults import Script, ScriptedServer
 from tests.servers.hypercorn_app import HypercornServer
 
@@ -50,3 +52,60 @@ def closed_port() -> int:
     port: int = sock.getsockname()[1]
     sock.close()
     return port
+
+
+@pytest.fixture
+def dns_server() -> Iterator[DNSServer]:
+    """A DNS server on 127.0.0.1 answering from a table the test fills, counting queries."""
+    server = DNSServer()
+    yield server
+    server.close()
+
+
+class Certs:
+    """A trustme CA with a server certificate (localhost, 127.0.0.1, ::1) and a client one."""
+
+    def __init__(self, directory: Path) -> None:
+        import trustme
+
+        self.ca = trustme.CA()
+        self.ca_path = str(directory / "ca.pem")
+        self.ca.cert_pem.write_to_path(self.ca_path)
+        server = self.ca.issue_cert("localhost", "127.0.0.1", "::1")
+        self.server_cert = str(directory / "server.pem")
+        self.server_key = str(directory / "server.key")
+        server.cert_chain_pems[0].write_to_path(self.server_cert)
+        for extra in server.cert_chain_pems[1:]:
+            extra.write_to_path(self.server_cert, append=True)
+        server.private_key_pem.write_to_path(self.server_key)
+        client = self.ca.issue_cert("client@hyperhttp.test")
+        self.client_cert = str(directory / "client.pem")
+        self.client_key = str(directory / "client.key")
+        self.client_combined = str(directory / "client-combined.pem")
+        client.cert_chain_pems[0].write_to_path(self.client_cert)
+        client.private_key_pem.write_to_path(self.client_key)
+        client.private_key_and_cert_chain_pem.write_to_path(self.client_combined)
+        other = trustme.CA()
+        self.other_ca_path = str(directory / "other-ca.pem")
+        other.cert_pem.write_to_path(self.other_ca_path)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return Certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="session")
+def hypercorn_tls(certs: Certs) -> Iterator[HypercornServer]:
+    """hypercorn over TLS (ALPN h2 and http/1.1) with a certificate from ``certs.ca``."""
+    server = HypercornServer(certs.server_cert, certs.server_key).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def hypercorn_mtls(certs: Certs) -> Iterator[HypercornServer]:
+    """hypercorn over TLS that requires a client certificate signed by ``certs.ca``."""
+    server = HypercornServer(certs.server_cert, certs.server_key, certs.ca_path).start()
+    yield server
+    server.stop()

@@ -77,5 +77,7 @@ class DNSServer:
 
     def close(self) -> None:
         self._running = False
-        self._sock.close()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as waker:  # unblock recvfrom
+            waker.sendto(b"", ("127.0.0.1", self.port))
         self._thread.join(timeout=2)
+        self._sock.close()

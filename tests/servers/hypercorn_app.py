@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import socket
+import ssl
 import threading
 from typing import Any, Awaitable, Callable
 
@@ -113,15 +114,27 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes) ->
 
 
 class HypercornServer:
-    """hypercorn on 127.0.0.1:<free port>, in a thread with its own asyncio loop."""
+    """hypercorn on 127.0.0.1:<free port>, in a thread with its own asyncio loop.
 
-    def __init__(self) -> None:
+    With ``certfile``/``keyfile`` it serves TLS (ALPN h2 and http/1.1); with ``ca_certs`` too it
+    requires a client certificate signed by that CA.
+    """
+
+    def __init__(
+        self,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        ca_certs: str | None = None,
+    ) -> None:
         self.app = App()
+        self.certfile = certfile
+        self.keyfile = keyfile
+        self.ca_certs = ca_certs
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         sock.close()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if certfile else 'http'}://127.0.0.1:{self.port}"
         self._loop = asyncio.new_event_loop()
         self._shutdown: asyncio.Event | None = None
         self._started = threading.Event()
@@ -146,6 +159,12 @@ class HypercornServer:
         config.accesslog = None
         config.errorlog = None
         config.keep_alive_timeout = 30
+        if self.certfile is not None:
+            config.certfile = self.certfile
+            config.keyfile = self.keyfile
+            if self.ca_certs is not None:
+                config.ca_certs = self.ca_certs
+                config.verify_mode = ssl.CERT_REQUIRED
         self._shutdown = asyncio.Event()
         self._started.set()
         self._loop.run_until_complete(
