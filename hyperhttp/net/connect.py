@@ -14,6 +14,7 @@ DNSError or TLSError.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 from typing import Callable, TypeVar
@@ -157,6 +158,8 @@ async def _race(
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
+        if exc.errno:  # asyncio's message is "Connect call failed (address)": name the errno
+            return os.strerror(exc.errno)
         return exc.strerror or str(exc) or type(exc).__name__
     return str(exc) or type(exc).__name__
 

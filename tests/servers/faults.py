@@ -204,3 +204,44 @@ def keep_answering(response: bytes) -> Script:
             conn.send(response)
 
     return script
+
+
+class HangingListener:
+    """A listener whose accept backlog is full: a new connect to it gets no answer and hangs.
+
+    ``listen(0)`` leaves room for one connection, which is taken here and never accepted; the
+    kernel then drops further SYNs. On loopback this is the only way to make a connect hang.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_INET6:
+            self.listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        self.listener.bind((host, port))
+        self.listener.listen(0)
+        self.port: int = self.listener.getsockname()[1]
+        self.filler = socket.socket(family, socket.SOCK_STREAM)
+        self.filler.settimeout(5)
+        self.filler.connect((host, self.port))  # completes at once: the one free place
+
+    def close(self) -> None:
+        self.filler.close()
+        self.listener.close()
+
+
+def syn_sent(port: int) -> int:
+    """Connects to this remote port still waiting for the server's SYN-ACK (SYN_SENT)."""
+    wanted = f"{port:04X}"
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as lines:
+                next(lines)
+                for line in lines:
+                    fields = line.split()
+                    if fields[3] == "02" and fields[2].rsplit(":", 1)[1] == wanted:
+                        count += 1
+        except OSError:
+            continue
+    return count

@@ -1,0 +1,150 @@
+"""Happy Eyeballs v2 (RFC 8305) over loopback: one family hangs, the other answers.
+
+A connect that hangs is made with a listener whose accept backlog is full (see HangingListener):
+the kernel drops the SYN, as a black-holed address would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+import hyperhttp
+from hyperhttp import AiodnsResolver, ConnectError, ConnectTimeout
+from hyperhttp.net.dns import Address
+from tests.servers.faults import HangingListener, syn_sent
+from tests.servers.hypercorn_app import HypercornServer, pattern
+
+V4, V6 = socket.AF_INET, socket.AF_INET6
+
+
+class StaticResolver:
+    """Answers every name with the addresses given, in that order (ports included)."""
+
+    def __init__(self, *addresses: Address) -> None:
+        self.addresses = list(addresses)
+
+    async def resolve(self, host: str, port: int) -> list[Address]:
+        return self.addresses
+
+
+@pytest.fixture
+def hanging() -> Iterator[list[HangingListener]]:
+    listeners: list[HangingListener] = []
+    yield listeners
+    for listener in listeners:
+        listener.close()
+
+
+async def no_attempt_left(port: int) -> bool:
+    """Whether the losing connects to ``port`` are gone (bounded: cancellation runs in a tick)."""
+    for _ in range(200):
+        if syn_sent(port) == 0:
+            return True
+        await asyncio.sleep(0)
+    return False
+
+
+async def test_second_family_wins_after_the_delay_when_the_first_hangs(
+    hypercorn: HypercornServer, hanging: list[HangingListener]
+) -> None:
+    black_hole = HangingListener("::1")
+    hanging.append(black_hole)
+    resolver = StaticResolver((V6, ("::1", black_hole.port)), (V4, ("127.0.0.1", hypercorn.port)))
+    loop = asyncio.get_running_loop()
+    async with hyperhttp.Client(
+        resolver=resolver, happy_eyeballs_delay=0.2, connect_timeout=5.0
+    ) as client:
+        started = loop.time()
+        response = await client.get("http://dual.test/bytes/3")
+        elapsed = loop.time() - started
+        assert response.status_code == 200
+        assert await response.aread() == pattern(3)
+    # It waited for the delay (the IPv6 attempt really hung), not for the connect timeout.
+    assert 0.15 <= elapsed < 2.0, elapsed
+    assert await no_attempt_left(black_hole.port), "the losing IPv6 connect was not closed"
+
+
+async def test_localhost_races_its_ipv6_and_ipv4_addresses(
+    hypercorn: HypercornServer, hanging: list[HangingListener]
+) -> None:
+    """Through the real resolver: localhost is ::1 first, which hangs; 127.0.0.1 answers."""
+    resolver = AiodnsResolver()
+    addresses = await resolver.resolve("localhost", hypercorn.port)
+    if not addresses or addresses[0][0] != V6:
+        resolver.close()
+        pytest.skip(f"localhost does not resolve to ::1 first here: {addresses}")
+    try:
+        black_hole = HangingListener("::1", hypercorn.port)
+    except OSError as exc:
+        resolver.close()
+        pytest.skip(f"cannot listen on [::1]:{hypercorn.port}: {exc}")
+    hanging.append(black_hole)
+    loop = asyncio.get_running_loop()
+    async with hyperhttp.Client(
+        resolver=resolver, happy_eyeballs_delay=0.2, connect_timeout=5.0
+    ) as client:
+        started = loop.time()
+        response = await client.get(f"http://localhost:{hypercorn.port}/bytes/4")
+        elapsed = loop.time() - started
+        assert response.status_code == 200
+        assert await response.aread() == pattern(4)
+    assert 0.15 <= elapsed < 2.0, elapsed
+    assert await no_attempt_left(hypercorn.port)
+    resolver.close()
+
+
+async def test_a_failed_attempt_starts_the_next_at_once(hypercorn: HypercornServer) -> None:
+    closed = socket.socket(V6)
+    closed.bind(("::1", 0))  # bound, not listening: connects are refused
+    try:
+        resolver = StaticResolver(
+            (V6, ("::1", closed.getsockname()[1])), (V4, ("127.0.0.1", hypercorn.port))
+        )
+        loop = asyncio.get_running_loop()
+        async with hyperhttp.Client(resolver=resolver, happy_eyeballs_delay=3.0) as client:
+            started = loop.time()
+            response = await client.get("http://dual.test/bytes/1")
+            assert response.status_code == 200
+            assert loop.time() - started < 1.5  # not after the 3 s delay
+    finally:
+        closed.close()
+
+
+async def test_every_address_failing_is_one_connect_error_naming_each() -> None:
+    refusing = [socket.socket(V6), socket.socket(V4)]
+    refusing[0].bind(("::1", 0))
+    refusing[1].bind(("127.0.0.1", 0))
+    p6, p4 = (s.getsockname()[1] for s in refusing)
+    try:
+        resolver = StaticResolver((V6, ("::1", p6)), (V4, ("127.0.0.1", p4)))
+        async with hyperhttp.Client(resolver=resolver, happy_eyeballs_delay=3.0) as client:
+            with pytest.raises(ConnectError) as caught:
+                await client.get("http://dual.test/")
+    finally:
+        for sock in refusing:
+            sock.close()
+    error = caught.value
+    assert [label for label, _ in error.attempts] == [f"[::1]:{p6}", f"127.0.0.1:{p4}"]
+    assert all("refused" in reason.lower() for _, reason in error.attempts), error.attempts
+    assert f"[::1]:{p6}" in str(error) and f"127.0.0.1:{p4}" in str(error)
+
+
+async def test_connect_timeout_bounds_the_whole_race(hanging: list[HangingListener]) -> None:
+    v6, v4 = HangingListener("::1"), HangingListener("127.0.0.1")
+    hanging.extend([v6, v4])
+    resolver = StaticResolver((V6, ("::1", v6.port)), (V4, ("127.0.0.1", v4.port)))
+    loop = asyncio.get_running_loop()
+    async with hyperhttp.Client(
+        resolver=resolver, happy_eyeballs_delay=0.1, connect_timeout=0.5
+    ) as client:
+        started = loop.time()
+        with pytest.raises(ConnectTimeout, match="timed out connecting"):
+            await client.get("http://dual.test/")
+        elapsed = loop.time() - started
+        assert client.get_pool_stats()["http://dual.test:80"]["connections"] == 0
+    assert 0.4 <= elapsed < 2.0, elapsed
+    assert await no_attempt_left(v6.port) and await no_attempt_left(v4.port)
