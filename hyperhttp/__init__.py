@@ -15,7 +15,6 @@ from ._timeout import Timeout
 from ._transport import Transport
 from ._url import URL
 from ._version import __version__
-from .net.dns import AiodnsResolver, CachingResolver, Resolver
 from .exceptions import (
     CircuitBreakerOpen,
     ConnectError,
@@ -47,6 +46,7 @@ from .exceptions import (
     WriteError,
     WriteTimeout,
 )
+from .net.dns import AiodnsResolver, CachingResolver, Resolver
 
 __all__ = [
     "__version__",

@@ -20,8 +20,8 @@ from ._transport import Transport
 from ._url import URL, QueryParams
 from ._version import __version__
 from .exceptions import InvalidURL, PoolClosed
-from .net.pool import ConnectionPool
 from .net.dns import Resolver
+from .net.pool import ConnectionPool
 from .net.tls import create_ssl_context
 
 __all__ = ["Client", "CookiesInput"]

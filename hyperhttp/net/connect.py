@@ -218,7 +218,9 @@ async def open_connection(
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         if alpn not in (None, "http/1.1"):
             transport.abort()
-            raise TLSError(f"{where} negotiated {alpn!r} through ALPN, which hyperhttp cannot speak")
+            raise TLSError(
+                f"{where} negotiated {alpn!r} through ALPN, which hyperhttp cannot speak"
+            )
     return protocol
 
 

@@ -20,6 +20,7 @@ abandoned mid-flight) is closed, never handed back for reuse.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any, AsyncIterable, Callable, Iterable, Union
 
 import httptools
@@ -28,6 +29,7 @@ from ..exceptions import (
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
+    TLSError,
     WriteError,
     WriteTimeout,
 )
@@ -396,6 +398,9 @@ class H1Connection(asyncio.BufferedProtocol):
             message = "connection closed"
         if exc is None:
             return RemoteProtocolError(message)
+        if isinstance(exc, ssl.SSLError):  # an alert from the server, e.g. a refused client cert
+            reason = exc.reason.lower().replace("_", " ") if exc.reason else str(exc)
+            return TLSError(f"{message}: TLS failure: {reason}")
         return ReadError(f"{message}: {exc}")
 
     # -- httptools callbacks ------------------------------------------------------------------

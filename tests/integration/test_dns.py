@@ -27,7 +27,11 @@ class Clock:
 
 def resolver_for(server: DNSServer, clock: Clock | None = None, **kwargs: object) -> AiodnsResolver:
     return AiodnsResolver(
-        [server.nameserver], timeout=1.0, tries=1, clock=clock or Clock(), **kwargs  # type: ignore[arg-type]
+        [server.nameserver],
+        timeout=1.0,
+        tries=1,
+        clock=clock or Clock(),
+        **kwargs,  # type: ignore[arg-type]
     )
 
 

@@ -9,6 +9,7 @@ Stalls wait on the server's stop event, never on a sleep: stopping the server re
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import threading
@@ -88,13 +89,28 @@ class Conn:
 Script = Callable[[Conn], None]
 
 
-def established(*ports: int) -> int:
-    """TCP connections to these local ports that the kernel has ESTABLISHED right now.
+def _open_socket_inodes() -> set[str]:
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since the listing
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
 
-    The kernel's view, not a count kept by server threads: a socket the client has closed is in
-    CLOSE_WAIT at once, however late the thread holding it gets to run.
+
+def established(*ports: int) -> int:
+    """Sockets this process holds open that are connected to these server ports.
+
+    The client's ends, matched by inode against this process's file descriptors: a socket counts
+    until the client's close() returns, whatever the TCP state. (TCP states are no measure under
+    gVisor, whose network stack moves a closed socket out of ESTABLISHED asynchronously, on
+    either end.)
     """
     wanted = {f"{port:04X}" for port in ports}
+    inodes = _open_socket_inodes()
     count = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -102,7 +118,7 @@ def established(*ports: int) -> int:
                 next(lines)
                 for line in lines:
                     fields = line.split()
-                    if fields[3] == "01" and fields[1].rsplit(":", 1)[1] in wanted:
+                    if fields[2].rsplit(":", 1)[1] in wanted and fields[9] in inodes:
                         count += 1
         except OSError:
             continue
