@@ -3,6 +3,12 @@
 Run as a child process by ``perf/run.py`` (``python perf/clients.py --lib hyperhttp ...``): it
 pins itself to CPU 0, runs a warm-up, then measures, and prints one JSON line with requests/s,
 p50/p99 latency, peak RSS and errors. Every request reads its whole body and checks its length.
+
+For an ``https://`` URL, ``--ca`` names the PEM of the CA that signed the server's certificate:
+every client trusts it and verifies the server's certificate and name (127.0.0.1) against it;
+none turns verification off. ``--verify-check OTHER_CA`` instead makes one request trusting
+``--ca`` (must succeed) and one, from a fresh client, trusting only OTHER_CA (must fail), and
+prints the outcome: the proof that the client really verifies.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import json
 import os
 import resource
+import ssl
 import sys
 import time
 from array import array
@@ -19,13 +26,24 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 Fetch = Callable[[], Awaitable[int]]  # returns the body length
+Factory = Callable[[str, int, "str | None"], Awaitable[tuple[Fetch, Callable[[], Awaitable[None]]]]]
 
 
-async def _hyperhttp(url: str, concurrency: int) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
+def _context(ca: str) -> ssl.SSLContext:
+    """The stdlib's defaults (certificate and hostname checks on) trusting only ``ca``."""
+    return ssl.create_default_context(cafile=ca)
+
+
+async def _hyperhttp(
+    url: str, concurrency: int, ca: str | None
+) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
     import hyperhttp
 
     client = hyperhttp.Client(
-        max_connections=concurrency, max_keepalive_connections=concurrency, timeout=30.0
+        max_connections=concurrency,
+        max_keepalive_connections=concurrency,
+        timeout=30.0,
+        verify=ca if ca else True,
     )
 
     async def fetch() -> int:
@@ -38,10 +56,13 @@ async def _hyperhttp(url: str, concurrency: int) -> tuple[Fetch, Callable[[], Aw
     return fetch, client.aclose
 
 
-async def _aiohttp(url: str, concurrency: int) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
+async def _aiohttp(
+    url: str, concurrency: int, ca: str | None
+) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
     import aiohttp
 
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+    connector = aiohttp.TCPConnector(limit=concurrency, ssl=_context(ca) if ca else True)
+    session = aiohttp.ClientSession(connector=connector)
 
     async def fetch() -> int:
         async with session.get(url) as response:
@@ -53,11 +74,13 @@ async def _aiohttp(url: str, concurrency: int) -> tuple[Fetch, Callable[[], Awai
     return fetch, session.close
 
 
-async def _httpx(url: str, concurrency: int) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
+async def _httpx(
+    url: str, concurrency: int, ca: str | None
+) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    client = httpx.AsyncClient(limits=limits, timeout=30.0)
+    client = httpx.AsyncClient(limits=limits, timeout=30.0, verify=_context(ca) if ca else True)
 
     async def fetch() -> int:
         response = await client.get(url)
@@ -68,12 +91,17 @@ async def _httpx(url: str, concurrency: int) -> tuple[Fetch, Callable[[], Awaita
     return fetch, client.aclose
 
 
-async def _pyreqwest(url: str, concurrency: int) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
+async def _pyreqwest(
+    url: str, concurrency: int, ca: str | None
+) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
+    from pathlib import Path
+
     from pyreqwest.client import ClientBuilder
 
-    client = (
-        ClientBuilder().max_connections(concurrency).pool_max_idle_per_host(concurrency).build()
-    )
+    builder = ClientBuilder().max_connections(concurrency).pool_max_idle_per_host(concurrency)
+    if ca:  # rustls; verification stays on (danger_accept_invalid_certs is never called)
+        builder = builder.add_root_certificate_pem(Path(ca).read_bytes())
+    client = builder.build()
 
     async def fetch() -> int:
         response = await client.get(url).build().send()
@@ -85,8 +113,13 @@ async def _pyreqwest(url: str, concurrency: int) -> tuple[Fetch, Callable[[], Aw
     return fetch, client.close
 
 
-async def _ceiling(url: str, concurrency: int) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
-    """Raw asyncio + httptools: one keep-alive connection per task, no pool, no objects."""
+async def _ceiling(
+    url: str, concurrency: int, ca: str | None
+) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
+    """Raw asyncio + httptools: one keep-alive connection per task, no pool, no objects.
+
+    Over https it is the loop's own TLS (``create_connection(ssl=...)``) with the stdlib context.
+    """
     from urllib.parse import urlsplit
 
     import httptools
@@ -123,9 +156,14 @@ async def _ceiling(url: str, concurrency: int) -> tuple[Fetch, Callable[[], Awai
             self.transport.write(request)
             return len(await self.waiter)
 
+    context = None
+    if parts.scheme == "https":
+        context = _context(ca) if ca else ssl.create_default_context()
     idle: list[Connection] = []
     for _ in range(concurrency):
-        _, protocol = await loop.create_connection(Connection, parts.hostname, parts.port)
+        _, protocol = await loop.create_connection(
+            Connection, parts.hostname, parts.port, ssl=context
+        )
         idle.append(protocol)
 
     async def fetch() -> int:
@@ -142,9 +180,7 @@ async def _ceiling(url: str, concurrency: int) -> tuple[Fetch, Callable[[], Awai
     return fetch, close
 
 
-LIBRARIES: dict[
-    str, Callable[[str, int], Awaitable[tuple[Fetch, Callable[[], Awaitable[None]]]]]
-] = {
+LIBRARIES: dict[str, Factory] = {
     "hyperhttp": _hyperhttp,
     "aiohttp": _aiohttp,
     "httpx": _httpx,
@@ -154,9 +190,15 @@ LIBRARIES: dict[
 
 
 async def measure(
-    lib: str, url: str, concurrency: int, duration: float, warmup: float, expected: int
+    lib: str,
+    url: str,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    expected: int,
+    ca: str | None = None,
 ) -> dict[str, Any]:
-    fetch, close = await LIBRARIES[lib](url, concurrency)
+    fetch, close = await LIBRARIES[lib](url, concurrency, ca)
     latencies = array("d")
     errors = 0
     counting = False
@@ -200,6 +242,30 @@ async def measure(
     }
 
 
+async def verify_check(lib: str, url: str, ca: str, other_ca: str) -> dict[str, Any]:
+    """One request trusting ``ca`` (must succeed), one trusting only ``other_ca`` (must fail)."""
+    outcome: dict[str, Any] = {"lib": lib}
+    for key, trusted in (("trusted_ca", ca), ("other_ca", other_ca)):
+        try:
+            fetch, close = await LIBRARIES[lib](url, 1, trusted)
+        except Exception as exc:  # the ceiling connects (and so verifies) while being set up
+            outcome[key] = f"error: {type(exc).__name__}: {exc}"[:200]
+            continue
+        try:
+            outcome[key] = f"ok, {await fetch()} bytes"
+        except Exception as exc:
+            outcome[key] = f"error: {type(exc).__name__}: {exc}"[:200]
+        finally:
+            try:
+                await close()
+            except Exception:
+                pass
+    outcome["verifies"] = outcome["trusted_ca"].startswith("ok") and outcome["other_ca"].startswith(
+        "error"
+    )
+    return outcome
+
+
 def _peak_rss_mib() -> float:
     """This process's own peak RSS (VmHWM; ru_maxrss would include what fork inherited)."""
     try:
@@ -221,6 +287,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--ca", help="PEM of the CA to trust for an https URL")
+    parser.add_argument("--verify-check", metavar="OTHER_CA", help="see the module's docstring")
     args = parser.parse_args()
     if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
@@ -230,8 +298,22 @@ def main() -> None:
         loop = uvloop.new_event_loop()
     else:
         loop = asyncio.SelectorEventLoop()
+    if args.verify_check:
+        outcome = loop.run_until_complete(
+            verify_check(args.lib, args.url, args.ca, args.verify_check)
+        )
+        print(json.dumps(outcome))
+        return
     result = loop.run_until_complete(
-        measure(args.lib, args.url, args.concurrency, args.duration, args.warmup, args.expected)
+        measure(
+            args.lib,
+            args.url,
+            args.concurrency,
+            args.duration,
+            args.warmup,
+            args.expected,
+            args.ca,
+        )
     )
     result["loop"] = args.loop
     print(json.dumps(result))

@@ -1,7 +1,13 @@
 """The benchmark's server: Debian's nginx with one worker, else hyperhttp's own demo server.
 
 Both serve ``/bytes/<n>`` with Content-Length and keep-alive, on 127.0.0.1 only, pinned to the
-last CPU so that the client under test has the first one to itself.
+last CPU so that the client under test has the first one to itself. With ``tls=True`` the same
+paths are also served over TLS (HTTP/1.1 only, no HTTP/2) on a second port, with a CA and a
+server certificate for 127.0.0.1 and localhost made by ``trustme`` at start-up; the CA's PEM is
+written to a file for the clients to verify against. The TLS server offers no session
+resumption (no tickets, no session cache), so every client pays full handshakes alike, and
+nginx logs the TLS parameters of the first request on each TLS connection (``tls.log``) so the
+benchmark can show how many handshakes each client made and what it negotiated.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -42,8 +49,60 @@ http {{
         listen 127.0.0.1:{port} backlog=4096;
         root {root}/www;
     }}
-}}
+{tls_server}}}
 """
+
+# The TLS twin of the server above. One log line per TLS connection (its first request only):
+# a map lookup per request, the only difference from the plain server besides TLS itself.
+_TLS_CONFIG = """
+    log_format tls '$connection $ssl_protocol $ssl_cipher $ssl_curve $ssl_session_reused';
+    map $connection_requests $first_on_connection {{ 1 1; default 0; }}
+    server {{
+        listen 127.0.0.1:{tls_port} ssl backlog=4096;
+        root {root}/www;
+        ssl_certificate {root}/tls/server.pem;
+        ssl_certificate_key {root}/tls/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+        access_log {root}/tls.log tls if=$first_on_connection;
+    }}
+"""
+
+
+@dataclass
+class Server:
+    http_url: str
+    description: str
+    stop: Callable[[], None]
+    https_url: str | None = None  # set when started with tls=True
+    ca_file: str | None = None  # the PEM every client verifies the TLS server against
+    tls_log: Path | None = None  # nginx only: one line per TLS connection, see _TLS_CONFIG
+    tls_description: str = ""
+
+
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A fresh CA, a server certificate for 127.0.0.1 and localhost, and an unrelated CA.
+
+    Returns the paths: ``ca`` (PEM the clients trust), ``cert`` (server chain), ``key``, and
+    ``other_ca`` (a CA that did not sign the server's certificate, to check that clients reject it).
+    """
+    import trustme
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    paths = {
+        "ca": directory / "ca.pem",
+        "cert": directory / "server.pem",
+        "key": directory / "server.key",
+        "other_ca": directory / "other-ca.pem",
+    }
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    paths["cert"].write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(paths["key"]))
+    trustme.CA().cert_pem.write_to_path(str(paths["other_ca"]))
+    return paths
 
 
 def nginx_binary() -> str | None:
@@ -96,17 +155,54 @@ def _wait_accepting(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not start accepting connections")
 
 
-def start_server(prefer_nginx: bool = True) -> tuple[str, str, Callable[[], None]]:
-    """Start a server; return (base URL, description, stop)."""
+_FALLBACK = """
+import asyncio, os, socket, ssl, sys
+from hyperhttp._demo_server import _ServerProtocol
+try:
+    import uvloop
+    loop = uvloop.new_event_loop()
+except ImportError:
+    loop = asyncio.new_event_loop()
+cpus = os.cpu_count() or 1
+if cpus > 1 and hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {{cpus - 1}})
+def listen(port):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(4096)
+    return sock
+loop.run_until_complete(loop.create_server(_ServerProtocol, sock=listen({port})))
+if {tls_port}:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain({cert!r}, {key!r})
+    context.options |= ssl.OP_NO_TICKET  # no resumption, as for nginx
+    context.num_tickets = 0
+    context.set_alpn_protocols(["http/1.1"])
+    loop.run_until_complete(
+        loop.create_server(_ServerProtocol, sock=listen({tls_port}), ssl=context)
+    )
+loop.run_forever()
+"""
+
+
+def start_server(prefer_nginx: bool = True, tls: bool = False) -> Server:
+    """Start a server (plain HTTP, and TLS on a second port when ``tls``); return its addresses."""
     binary = nginx_binary() if prefer_nginx else None
     port = _free_port()
+    tls_port = _free_port() if tls else 0
+    root = Path(tempfile.mkdtemp(prefix="hyperhttp-perf-"))
+    certificates = make_certificates(root / "tls") if tls else {}
+    tls_log: Path | None = None
     if binary is not None:
-        root = Path(tempfile.mkdtemp(prefix="hyperhttp-perf-"))
         (root / "www" / "bytes").mkdir(parents=True)
         (root / "tmp").mkdir()
         for size in SIZES.values():
             (root / "www" / "bytes" / str(size)).write_bytes(bytes(i % 251 for i in range(size)))
-        (root / "nginx.conf").write_text(_CONFIG.format(root=root, port=port))
+        tls_server = _TLS_CONFIG.format(root=root, tls_port=tls_port) if tls else ""
+        (root / "nginx.conf").write_text(
+            _CONFIG.format(root=root, port=port, tls_server=tls_server)
+        )
         version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
         process = subprocess.Popen(
             [*_server_cpu(), binary, "-c", str(root / "nginx.conf"), "-p", str(root)],
@@ -114,12 +210,17 @@ def start_server(prefer_nginx: bool = True) -> tuple[str, str, Callable[[], None
             stderr=subprocess.DEVNULL,
         )
         description = f"{version.replace('nginx version: ', '')} (1 worker)"
+        tls_description = (
+            "TLS 1.2-1.3, HTTP/1.1 only, no session tickets or cache, "
+            f"running with {_nginx_openssl(binary)}"
+        )
+        tls_log = root / "tls.log" if tls else None
     else:
-        code = (
-            "import sys, socket; from hyperhttp._demo_server import _serve\n"
-            "class E:\n    def set(self): print('ready', flush=True)\n"
-            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-            f"s.bind(('127.0.0.1', {port})); s.listen(4096); _serve(s, E())\n"
+        code = _FALLBACK.format(
+            port=port,
+            tls_port=tls_port,
+            cert=str(certificates.get("cert", "")),
+            key=str(certificates.get("key", "")),
         )
         process = subprocess.Popen(
             [*_server_cpu(), sys.executable, "-c", code],
@@ -127,7 +228,10 @@ def start_server(prefer_nginx: bool = True) -> tuple[str, str, Callable[[], None
             stderr=subprocess.DEVNULL,
         )
         description = "hyperhttp demo server (asyncio+httptools; nginx not installed)"
+        tls_description = "Python ssl module, HTTP/1.1 only, no session tickets"
     _wait_accepting(port, process)
+    if tls:
+        _wait_accepting(tls_port, process)
 
     def stop() -> None:
         process.terminate()
@@ -135,8 +239,29 @@ def start_server(prefer_nginx: bool = True) -> tuple[str, str, Callable[[], None
             process.wait(5)
         except subprocess.TimeoutExpired:
             process.kill()
+        shutil.rmtree(root, ignore_errors=True)
 
-    return f"http://127.0.0.1:{port}", description, stop
+    return Server(
+        http_url=f"http://127.0.0.1:{port}",
+        description=description,
+        stop=stop,
+        https_url=f"https://127.0.0.1:{tls_port}" if tls else None,
+        ca_file=str(certificates["ca"]) if tls else None,
+        tls_log=tls_log,
+        tls_description=tls_description if tls else "",
+    )
+
+
+def _nginx_openssl(binary: str) -> str:
+    """The TLS library nginx runs with, from ``nginx -V`` ("built with X (running with Y)")."""
+    text = subprocess.run([binary, "-V"], capture_output=True, text=True).stderr
+    for line in text.splitlines():
+        if line.startswith("built with "):
+            built = line.removeprefix("built with ")
+            if "(running with " in built:
+                return built.split("(running with ", 1)[1].rstrip(")").strip()
+            return built.strip()
+    return "an unknown TLS library"
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def main() -> None:
     parser.add_argument("--no-pyinstrument", action="store_true")
     args = parser.parse_args()
     ensure_nginx()
-    base_url, server, stop = start_server()
+    started = start_server()
+    base_url, server, stop = started.http_url, started.description, started.stop
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     import uvloop
