@@ -138,54 +138,88 @@ async def test_mutual_tls_refused_by_hypercorn(
         )
 
 
-class AlertingServer:
-    """A TLS server (blocking OpenSSL) that requires a client certificate and, lacking one, sends
-    the alert and closes cleanly (reading what the client sent first, so no RST eats the alert)."""
+class BlockingTLSServer:
+    """A TLS server on blocking OpenSSL sockets, one connection at a time: it records the SNI name
+    each client sent and answers one request with "ok". With ``require_client_cert`` it refuses a
+    client without a certificate: it sends the alert and closes cleanly (reading what the client
+    sent first, so no RST destroys the alert on its way)."""
 
-    def __init__(self, certs: Certs) -> None:
+    def __init__(self, certs: Certs, require_client_cert: bool = False) -> None:
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(certs.server_cert, certs.server_key)
-        self.context.load_verify_locations(certs.ca_path)
-        self.context.verify_mode = ssl.CERT_REQUIRED
+        if require_client_cert:
+            self.context.load_verify_locations(certs.ca_path)
+            self.context.verify_mode = ssl.CERT_REQUIRED
+        self.context.sni_callback = self._sni
+        self.server_names: list[str | None] = []
+        self.failures: list[str] = []
+        self.stopping = False
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.failures: list[str] = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
+    def _sni(self, sslobj: object, name: str | None, context: object) -> None:
+        self.server_names.append(name)
+
     def _serve(self) -> None:
-        try:
-            sock, _ = self.listener.accept()
-        except OSError:
-            return
-        sock.settimeout(5)
-        tls = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        try:
-            tls.do_handshake()
-        except (ssl.SSLError, OSError) as exc:
-            self.failures.append(str(exc))
-        try:
-            tls.shutdown(socket.SHUT_WR)  # drops the TLS layer: what follows is plain TCP
-            while tls.recv(65536):
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.stopping:
+                sock.close()
+                return
+            sock.settimeout(5)
+            tls = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            try:
+                tls.do_handshake()
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = tls.recv(65536)
+                    if not chunk:
+                        break
+                    request += chunk
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            except (ssl.SSLError, OSError) as exc:
+                self.failures.append(str(exc))
+            try:
+                tls.shutdown(socket.SHUT_WR)  # drops the TLS layer: what follows is plain TCP
+                while tls.recv(65536):
+                    pass
+            except OSError:
                 pass
-        except OSError:
-            pass
-        tls.close()
+            tls.close()
 
     def close(self) -> None:
-        self.listener.close()
+        self.stopping = True
+        socket.create_connection(("127.0.0.1", self.port)).close()  # wakes accept()
         self.thread.join(5)
+        self.listener.close()
+
+
+async def test_sni_is_sent_for_names_and_not_for_ip_literals(certs: Certs) -> None:
+    server = BlockingTLSServer(certs)
+    try:
+        async with hyperhttp.Client(verify=certs.ca_path) as client:
+            for host in ("localhost", "127.0.0.1"):
+                response = await client.get(f"https://{host}:{server.port}/")
+                assert await response.aread() == b"ok"
+    finally:
+        await asyncio.to_thread(server.close)  # the loop runs on: clients finish closing
+    assert server.server_names == ["localhost", None]
 
 
 async def test_mutual_tls_refused_with_an_alert_is_a_tls_error(certs: Certs) -> None:
-    server = AlertingServer(certs)
+    server = BlockingTLSServer(certs, require_client_cert=True)
     try:
         async with hyperhttp.Client(verify=certs.ca_path) as client:
             with pytest.raises(TLSError, match="(?i)certificate required"):
                 response = await client.get(f"https://localhost:{server.port}/")
                 await response.aread()
     finally:
-        server.close()
+        await asyncio.to_thread(server.close)  # the loop runs on: clients finish closing
     assert server.failures and "certificate" in server.failures[0].lower()
 
 
