@@ -19,7 +19,7 @@ import socket
 import ssl
 from typing import Callable, TypeVar
 
-from ..exceptions import ConnectError, ConnectTimeout, TLSError, TLSHandshakeTimeout
+from ..exceptions import ConnectError, ConnectTimeout, DNSError, TLSError, TLSHandshakeTimeout
 from .dns import Address, Resolver
 
 __all__ = ["open_connection", "deadline", "interleave"]
@@ -118,6 +118,12 @@ async def _race(
     attempts: list[tuple[str, str]],
 ) -> socket.socket | None:
     """Staggered connects; the winning socket, or None when every attempt failed."""
+    if len(addresses) == 1:  # nothing to race: no task
+        try:
+            return await _connect_socket(loop, addresses[0])
+        except OSError as exc:
+            attempts.append((_label(addresses[0]), _reason(exc)))
+            return None
     pending: set[asyncio.Task[socket.socket]] = set()
     labels: dict[asyncio.Task[socket.socket], str] = {}
     queue = list(reversed(addresses))
@@ -137,14 +143,14 @@ async def _race(
                 return_when=asyncio.FIRST_COMPLETED,
             )
             for task in done:
-                exc = task.exception()
-                if exc is None:
+                failure = task.exception()
+                if failure is None:
                     if winner is None:
                         winner = task.result()
                     else:
                         task.result().close()
                 else:
-                    attempts.append((labels[task], _reason(exc)))
+                    attempts.append((labels[task], _reason(failure)))
             if winner is not None:
                 return winner
     finally:
@@ -179,11 +185,14 @@ async def open_connection(
     started = loop.time()
     attempts: list[tuple[str, str]] = []
     where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
-    with deadline(timeout, f"timed out connecting to {where} after {timeout}s") as phase:
-        addresses = await resolver.resolve(host, port)
+    with deadline(timeout, f"timed out connecting to {where} after {timeout}s"):
+        try:
+            addresses = await resolver.resolve(host, port)
+        except OSError as exc:  # a plugged-in resolver that did not map its own errors
+            raise DNSError(f"could not resolve {host!r}: {exc}") from exc
+        if not addresses:
+            raise DNSError(f"could not resolve {host!r}: the resolver returned no addresses")
         sock = await _race(loop, interleave(addresses), happy_eyeballs_delay, attempts)
-    if phase.expired:  # pragma: no cover - deadline raises; kept for type narrowing
-        raise ConnectTimeout(f"timed out connecting to {where}")
     if sock is None:
         detail = "; ".join(f"{label}: {reason}" for label, reason in attempts)
         raise ConnectError(f"could not connect to {where} ({detail})", attempts)

@@ -85,6 +85,11 @@ class Certs:
         client.cert_chain_pems[0].write_to_path(self.client_cert)
         client.private_key_pem.write_to_path(self.client_key)
         client.private_key_and_cert_chain_pem.write_to_path(self.client_combined)
+        named = self.ca.issue_cert("localhost")  # no IP address among its names
+        self.name_only_cert = str(directory / "name-only.pem")
+        self.name_only_key = str(directory / "name-only.key")
+        named.cert_chain_pems[0].write_to_path(self.name_only_cert)
+        named.private_key_pem.write_to_path(self.name_only_key)
         other = trustme.CA()
         self.other_ca_path = str(directory / "other-ca.pem")
         other.cert_pem.write_to_path(self.other_ca_path)

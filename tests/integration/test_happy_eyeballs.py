@@ -148,3 +148,9 @@ async def test_connect_timeout_bounds_the_whole_race(hanging: list[HangingListen
         assert client.get_pool_stats()["http://dual.test:80"]["connections"] == 0
     assert 0.4 <= elapsed < 2.0, elapsed
     assert await no_attempt_left(v6.port) and await no_attempt_left(v4.port)
+
+
+async def test_a_resolver_with_no_addresses_is_a_dns_error() -> None:
+    async with hyperhttp.Client(resolver=StaticResolver()) as client:
+        with pytest.raises(hyperhttp.DNSError, match="no addresses"):
+            await client.get("http://empty.test/")

@@ -144,9 +144,14 @@ class BlockingTLSServer:
     client without a certificate: it sends the alert and closes cleanly (reading what the client
     sent first, so no RST destroys the alert on its way)."""
 
-    def __init__(self, certs: Certs, require_client_cert: bool = False) -> None:
+    def __init__(
+        self, certs: Certs, require_client_cert: bool = False, name_only: bool = False
+    ) -> None:
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(certs.server_cert, certs.server_key)
+        if name_only:
+            self.context.load_cert_chain(certs.name_only_cert, certs.name_only_key)
+        else:
+            self.context.load_cert_chain(certs.server_cert, certs.server_key)
         if require_client_cert:
             self.context.load_verify_locations(certs.ca_path)
             self.context.verify_mode = ssl.CERT_REQUIRED
@@ -209,6 +214,20 @@ async def test_sni_is_sent_for_names_and_not_for_ip_literals(certs: Certs) -> No
     finally:
         await asyncio.to_thread(server.close)  # the loop runs on: clients finish closing
     assert server.server_names == ["localhost", None]
+
+
+async def test_an_ip_literal_is_checked_against_the_certificate_ip_addresses(
+    certs: Certs,
+) -> None:
+    server = BlockingTLSServer(certs, name_only=True)  # names localhost, no IP address
+    try:
+        async with hyperhttp.Client(verify=certs.ca_path) as client:
+            response = await client.get(f"https://localhost:{server.port}/")
+            assert await response.aread() == b"ok"
+            with pytest.raises(TLSError, match="IP address mismatch"):
+                await client.get(f"https://127.0.0.1:{server.port}/")
+    finally:
+        await asyncio.to_thread(server.close)
 
 
 async def test_mutual_tls_refused_with_an_alert_is_a_tls_error(certs: Certs) -> None:
