@@ -38,7 +38,13 @@ _GRANT = object()  # a waiter's result meaning "capacity is reserved for you: co
 
 
 class _Origin:
-    """Everything the pool keeps for one origin (scheme, host, port)."""
+    """Everything the pool keeps for one origin (scheme, host, port).
+
+    That triple is the whole reuse key because everything else that decides whether a connection
+    can serve a request is fixed per pool: its TLS settings (one SSLContext, built once per
+    Client; SNI and the certificate check follow the host) and, until proxies are built, the
+    route (direct). A per-origin proxy will join the key when it arrives.
+    """
 
     __slots__ = (
         "label",
