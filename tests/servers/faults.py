@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
 __all__ = ["ScriptedServer", "Conn"]
 
@@ -111,18 +111,23 @@ def established(*ports: int) -> int:
     """
     wanted = {f"{port:04X}" for port in ports}
     inodes = _open_socket_inodes()
-    count = 0
+    return sum(
+        1
+        for fields in _tcp_sockets()
+        if fields[2].rsplit(":", 1)[1] in wanted and fields[9] in inodes
+    )
+
+
+def _tcp_sockets() -> Iterator[list[str]]:
+    """The kernel's TCP socket table rows (IPv4 and IPv6), split into fields."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as lines:
                 next(lines)
                 for line in lines:
-                    fields = line.split()
-                    if fields[2].rsplit(":", 1)[1] in wanted and fields[9] in inodes:
-                        count += 1
+                    yield line.split()
         except OSError:
             continue
-    return count
 
 
 class ScriptedServer:
@@ -249,15 +254,6 @@ class HangingListener:
 def syn_sent(port: int) -> int:
     """Connects to this remote port still waiting for the server's SYN-ACK (SYN_SENT)."""
     wanted = f"{port:04X}"
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as lines:
-                next(lines)
-                for line in lines:
-                    fields = line.split()
-                    if fields[3] == "02" and fields[2].rsplit(":", 1)[1] == wanted:
-                        count += 1
-        except OSError:
-            continue
-    return count
+    return sum(
+        1 for fields in _tcp_sockets() if fields[3] == "02" and fields[2].endswith(":" + wanted)
+    )
