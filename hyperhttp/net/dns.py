@@ -126,7 +126,7 @@ class CachingResolver:
         addresses, ttl = await self.lookup(key, fresh)
         now = self._clock()
         if not addresses:
-            message = f"could not resolve {key!r}: name not found"
+            message = f"could not resolve {key!r}: no such name, or no A/AAAA records"
             if self.negative_ttl > 0:
                 self._store(key, _Entry(now + self.negative_ttl, [], message))
             raise DNSError(message)

@@ -89,7 +89,7 @@ async def test_nxdomain_is_cached_briefly(dns_server: DNSServer) -> None:
             await resolver.resolve("missing.test", 80)
         queries = dns_server.count("missing.test")
         assert queries >= 1
-        with pytest.raises(DNSError, match="name not found"):
+        with pytest.raises(DNSError, match="no such name"):
             await resolver.resolve("missing.test", 80)
         assert dns_server.count("missing.test") == queries  # answered from the negative cache
 
@@ -203,3 +203,16 @@ async def test_unknown_host_is_a_dns_error_from_the_client(dns_server: DNSServer
         with pytest.raises(DNSError):
             await client.get("http://no-such-host.test/")
     resolver.close()
+
+
+async def test_a_name_without_addresses_is_cached_as_negative(dns_server: DNSServer) -> None:
+    dns_server.records["mailonly.test"] = []  # exists, no A or AAAA records (NOERROR, no data)
+    resolver = resolver_for(dns_server)
+    try:
+        for _ in range(2):
+            with pytest.raises(DNSError, match="no A/AAAA records"):
+                await resolver.resolve("mailonly.test", 80)
+        assert dns_server.count("mailonly.test", "A") == 1
+        assert resolver.lookups == 1
+    finally:
+        resolver.close()
