@@ -14,7 +14,15 @@ from urllib.parse import urlencode
 from ._compat import json_dumps
 from ._decoders import accept_encoding
 from ._headers import Headers, HeadersInput, encode_header_lines
-from ._models import Request, RequestContent, Response, body_framing, method_bytes
+from ._models import (
+    Request,
+    RequestContent,
+    Response,
+    body_framing,
+    declared_length,
+    method_bytes,
+)
+from ._multipart import MultipartEncoder, stream_for
 from ._timeout import Timeout, TimeoutTypes, to_timeout
 from ._transport import Transport
 from ._url import URL, QueryParams
@@ -196,8 +204,6 @@ class Client:
         auth: Any = _UNSET,
     ) -> Response:
         """Send a request and return its response as soon as the head has arrived."""
-        if files is not None:
-            raise _not_yet("files=", "multipart uploads")
         if follow_redirects is not _UNSET and follow_redirects:
             raise _not_yet("follow_redirects", "redirects")
         if auth is not _UNSET and auth is not None:
@@ -210,6 +216,7 @@ class Client:
             cookies=cookies,
             content=content,
             data=data,
+            files=files,
             json=json,
             timeout=timeout,
         )
@@ -231,6 +238,7 @@ class Client:
         cookies: CookiesInput = None,
         content: RequestContent | None = None,
         data: Mapping[str, Any] | None = None,
+        files: Any = None,
         json: Any = _UNSET,
         timeout: TimeoutTypes = _UNSET,
     ) -> Request:
@@ -242,7 +250,13 @@ class Client:
 
         body: bytes | bytearray | memoryview | None = None
         stream: Iterable[bytes] | AsyncIterable[bytes] | None = None
+        length: int | None = None  # of a stream, when known: sent as Content-Length
         content_type = b""
+        if files is not None:
+            if content is not None or json is not _UNSET:
+                raise TypeError("files= goes with data= only, not with content= or json=")
+            content = MultipartEncoder(data, files)  # type: ignore[assignment]
+            data = None
         if content is not None:
             if json is not _UNSET or data is not None:
                 raise TypeError("pass only one of content=, data= and json=")
@@ -250,11 +264,16 @@ class Client:
                 body = content
             elif isinstance(content, str):
                 body = content.encode("utf-8")
+            elif (special := stream_for(content)) is not None:
+                stream, length, implied_type = special
+                if implied_type is not None:
+                    content_type = b"Content-Type: %s\r\n" % implied_type.encode("latin-1")
             elif hasattr(content, "__aiter__") or hasattr(content, "__iter__"):
                 stream = content
             else:
                 raise TypeError(
-                    f"content must be bytes or an iterable of bytes, not {type(content).__name__}"
+                    "content must be bytes, a file or an iterable of bytes, "
+                    f"not {type(content).__name__}"
                 )
         elif json is not _UNSET:
             if data is not None:
@@ -284,12 +303,23 @@ class Client:
                     b"\r\n",
                     self._default_lines,
                     content_type,
-                    body_framing(method, body, stream),
+                    body_framing(method, body, stream, length),
                 )
             )
-            return Request.prepared(method, method_b, url_obj, lines, body, stream, request_timeout)
+            return Request.prepared(
+                method, method_b, url_obj, lines, body, stream, request_timeout, length
+            )
         return self._merged_request(
-            method, method_b, url_obj, headers, cookies, body, stream, content_type, request_timeout
+            method,
+            method_b,
+            url_obj,
+            headers,
+            cookies,
+            body,
+            stream,
+            content_type,
+            request_timeout,
+            length,
         )
 
     def _merged_request(
@@ -303,6 +333,7 @@ class Client:
         stream: Iterable[bytes] | AsyncIterable[bytes] | None,
         content_type: bytes,
         timeout: Timeout,
+        length: int | None = None,
     ) -> Request:
         """The slow path: per-request headers or cookies merged over the Client's defaults."""
         merged = Headers([("Host", url.host_header.decode("ascii"))])
@@ -318,13 +349,15 @@ class Client:
                 jar.update(cookies.items() if isinstance(cookies, Mapping) else cookies)
             merged["Cookie"] = _cookie_header(jar)
         if "content-length" not in merged and "transfer-encoding" not in merged:
-            framing = body_framing(method, body, stream)
+            framing = body_framing(method, body, stream, length)
             if framing:
                 name, _, value = framing.rstrip(b"\r\n").partition(b": ")
                 merged[name.decode()] = value.decode()
         lines = encode_header_lines(merged.raw)
         request = Request.prepared(method, method_b, url, lines, body, stream, timeout)
-        request.chunked = stream is not None and "content-length" not in merged
+        if stream is not None:
+            request.stream_length = declared_length(merged)
+            request.chunked = request.stream_length is None
         return request
 
     def _url(self, url: str | URL, params: QueryParams) -> URL:

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import codecs
 import zlib
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ._compat import brotli, zstandard
 from .exceptions import DecompressionError
+
+try:  # brotli >= 1.1 can bound the output of one step
+    _BROTLI_BOUNDED = brotli is not None and "output_buffer_limit" in (
+        brotli.Decompressor.process.__doc__ or ""
+    )
+except AttributeError:  # pragma: no cover - brotlicffi and the like
+    _BROTLI_BOUNDED = False
 
 __all__ = [
     "ContentDecoder",
@@ -26,87 +33,127 @@ __all__ = [
 ]
 
 
+# What one decoding step may produce: decoders hand out their output in pieces of about this size,
+# so a limit on the decoded size (or ratio) is enforced before a bomb has expanded in memory.
+STEP = 1 << 20
+
+
 class ContentDecoder:
-    def decode(self, data: bytes) -> bytes:
+    """Undo one content coding, chunk by chunk.
+
+    ``feed(data)`` and ``finish()`` yield the output in pieces of about ``STEP`` bytes at most
+    (zlib and brotli exactly; zstd, which cannot bound its output, is fed small slices of input
+    once its output grows large). ``decode`` and ``flush`` are the joined forms.
+    """
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
         raise NotImplementedError
 
+    def finish(self) -> Iterator[bytes]:
+        return iter(())
+
+    def decode(self, data: bytes) -> bytes:
+        return b"".join(self.feed(data))
+
     def flush(self) -> bytes:
-        return b""
+        return b"".join(self.finish())
 
 
-class _MemberDecoder(ContentDecoder):
-    """A format whose body may be several members (gzip) or frames (zstd) back to back."""
+class _ZlibDecoder(ContentDecoder):
+    """zlib-based formats: gzip (several members may follow each other) and deflate."""
 
     name = ""
-    errors: tuple[type[Exception], ...] = ()
+    multi_member = False
 
     def __init__(self) -> None:
-        self._decompressor = self._new()
+        self._decompressor: Any = None
         self._started = False
+        self._done = False  # the (last) stream ended; what follows is ignored
 
-    def _new(self) -> Any:
+    def _new(self, head: bytes) -> Any:
         raise NotImplementedError
 
-    def decode(self, data: bytes) -> bytes:
-        output = []
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if not data or self._done:
+            return
+        self._started = True
         try:
-            while data:
-                self._started = True
-                output.append(self._decompressor.decompress(data))
-                if not self._decompressor.eof:
-                    break
-                data = self._decompressor.unused_data
-                if data:
-                    self._decompressor = self._new()
-        except self.errors as exc:
+            while True:
+                if self._decompressor is None:
+                    self._decompressor = self._new(data)
+                    if self._decompressor is None:  # needs more bytes to tell the format
+                        return
+                    data = self._take_held(data)
+                decompressor = self._decompressor
+                out = decompressor.decompress(data, STEP)
+                data = decompressor.unconsumed_tail
+                if out:
+                    yield out
+                if decompressor.eof:
+                    if not self.multi_member:
+                        self._done = True  # anything after the end is ignored
+                        return
+                    self._decompressor = None  # between members: another may follow
+                    data = decompressor.unused_data
+                    if not data:
+                        return
+                    continue
+                if not data and len(out) < STEP:
+                    return
+        except zlib.error as exc:
             raise DecompressionError(f"corrupt {self.name} body: {exc}") from None
-        return b"".join(output)
 
-    def flush(self) -> bytes:
-        if self._started and not self._decompressor.eof:
-            raise DecompressionError(f"truncated {self.name} body")
-        return b""
+    def _take_held(self, data: bytes) -> bytes:
+        return data
+
+    def finish(self) -> Iterator[bytes]:
+        decompressor = self._decompressor
+        if self._started and not self._done and (decompressor is None or not decompressor.eof):
+            if decompressor is not None or self._held():
+                raise DecompressionError(f"truncated {self.name} body")
+        return iter(())
+
+    def _held(self) -> bool:
+        return False
 
 
-class GzipDecoder(_MemberDecoder):
+class GzipDecoder(_ZlibDecoder):
     """gzip (RFC 1952), including bodies made of several concatenated members."""
 
     name = "gzip"
-    errors = (zlib.error,)
+    multi_member = True
 
-    def _new(self) -> Any:
+    def _new(self, head: bytes) -> Any:
         return zlib.decompressobj(zlib.MAX_WBITS | 16)
 
 
-class DeflateDecoder(ContentDecoder):
+class DeflateDecoder(_ZlibDecoder):
     """deflate: the zlib format (RFC 1950) as specified, or raw deflate as some servers send it.
 
     Which one it is shows in the first two bytes (a zlib header is a multiple of 31 with
     compression method 8), so those are held until both have arrived.
     """
 
+    name = "deflate"
+
     def __init__(self) -> None:
-        self._decompressor: Any = None
+        super().__init__()
         self._head = b""
 
-    def decode(self, data: bytes) -> bytes:
-        if self._decompressor is None:
-            self._head += data
-            if len(self._head) < 2:
-                return b""
-            data, self._head = self._head, b""
-            cmf, flg = data[0], data[1]
-            is_zlib = cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
-            self._decompressor = zlib.decompressobj(zlib.MAX_WBITS if is_zlib else -zlib.MAX_WBITS)
-        try:
-            return self._decompressor.decompress(data)  # type: ignore[no-any-return]
-        except zlib.error as exc:
-            raise DecompressionError(f"corrupt deflate body: {exc}") from None
+    def _new(self, head: bytes) -> Any:
+        self._head += head
+        if len(self._head) < 2:
+            return None
+        cmf, flg = self._head[0], self._head[1]
+        is_zlib = cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
+        return zlib.decompressobj(zlib.MAX_WBITS if is_zlib else -zlib.MAX_WBITS)
 
-    def flush(self) -> bytes:
-        if self._head or (self._decompressor is not None and not self._decompressor.eof):
-            raise DecompressionError("truncated deflate body")
-        return b""
+    def _take_held(self, data: bytes) -> bytes:
+        held, self._head = self._head, b""
+        return held
+
+    def _held(self) -> bool:
+        return bool(self._head)
 
 
 class BrotliDecoder(ContentDecoder):
@@ -115,29 +162,83 @@ class BrotliDecoder(ContentDecoder):
         self._decompressor = brotli.Decompressor()
         self._started = False
 
-    def decode(self, data: bytes) -> bytes:
+    def feed(self, data: bytes) -> Iterator[bytes]:
         if not data:
-            return b""
+            return
         self._started = True
+        decompressor = self._decompressor
         try:
-            return self._decompressor.process(data)  # type: ignore[no-any-return]
+            if not _BROTLI_BOUNDED:
+                yield from _sliced(decompressor.process, data)
+                return
+            out = decompressor.process(data, output_buffer_limit=STEP)
+            while True:
+                if out:
+                    yield out
+                if decompressor.can_accept_more_data():
+                    return
+                out = decompressor.process(b"", output_buffer_limit=STEP)
         except brotli.error as exc:
             raise DecompressionError(f"corrupt brotli body: {exc}") from None
 
-    def flush(self) -> bytes:
+    def finish(self) -> Iterator[bytes]:
         if self._started and not self._decompressor.is_finished():
             raise DecompressionError("truncated brotli body")
-        return b""
+        return iter(())
 
 
-class ZstdDecoder(_MemberDecoder):
+def _sliced(process: Any, data: bytes) -> Iterator[bytes]:
+    """Feed ``data`` to a decompressor that cannot bound its output in slices small enough that
+    no slice expands much past STEP (zstd's worst case is about 32768:1)."""
+    view = memoryview(data)
+    size = 64 * 1024
+    start = 0
+    while start < len(view):
+        out = process(view[start : start + size])
+        start += size
+        if out:
+            yield out
+            if len(out) > STEP:
+                size = max(32, size * STEP // len(out) // 2)
+
+
+class ZstdDecoder(ContentDecoder):
     """zstd (RFC 8878), including bodies made of several frames."""
 
-    name = "zstd"
-    errors = (zstandard.ZstdError,) if zstandard is not None else ()
+    def __init__(self) -> None:
+        self._decompressor = self._new()
+        self._in_frame = False
 
-    def _new(self) -> Any:
+    @staticmethod
+    def _new() -> Any:
         return zstandard.ZstdDecompressor().decompressobj()
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if not data:
+            return
+        try:
+            yield from _sliced(self._process, data)
+        except zstandard.ZstdError as exc:
+            raise DecompressionError(f"corrupt zstd body: {exc}") from None
+
+    def _process(self, data: memoryview) -> bytes:
+        output = []
+        chunk = bytes(data)
+        while chunk:
+            decompressor = self._decompressor
+            output.append(decompressor.decompress(chunk))
+            if not decompressor.eof:
+                self._in_frame = True
+                break
+            chunk = decompressor.unused_data
+            self._decompressor = self._new()
+            self._in_frame = False
+        return b"".join(output)
+
+    def finish(self) -> Iterator[bytes]:
+        if self._in_frame:
+            raise DecompressionError("truncated zstd body")
+        return iter(())
 
 
 class MultiDecoder(ContentDecoder):
@@ -146,16 +247,20 @@ class MultiDecoder(ContentDecoder):
     def __init__(self, decoders: list[ContentDecoder]) -> None:
         self._decoders = decoders
 
-    def decode(self, data: bytes) -> bytes:
-        for decoder in self._decoders:
-            data = decoder.decode(data)
-        return data
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        return self._chain(0, self._decoders[0].feed(data))
 
-    def flush(self) -> bytes:
-        data = b""
-        for decoder in self._decoders:
-            data = decoder.decode(data) + decoder.flush()
-        return data
+    def _chain(self, index: int, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        if index == len(self._decoders) - 1:
+            yield from pieces
+            return
+        following = self._decoders[index + 1]
+        for piece in pieces:
+            yield from self._chain(index + 1, following.feed(piece))
+
+    def finish(self) -> Iterator[bytes]:
+        for index, decoder in enumerate(self._decoders):
+            yield from self._chain(index, decoder.finish())
 
 
 _DECODERS: dict[str, type[ContentDecoder]] = {

@@ -23,6 +23,7 @@ from ._decoders import (
     decoder_for,
 )
 from ._headers import Headers, HeadersInput, encode_header_lines
+from ._multipart import stream_for
 from ._timeout import Timeout
 from ._url import URL
 from .exceptions import (
@@ -60,13 +61,19 @@ def method_bytes(method: str) -> bytes:
 
 
 def body_framing(
-    method: str, content: bytes | bytearray | memoryview | None, stream: object
+    method: str,
+    content: bytes | bytearray | memoryview | None,
+    stream: object,
+    length: int | None = None,
 ) -> bytes:
-    """The framing field for a body (RFC 9112 section 6): Content-Length, or chunked for streams."""
+    """The framing field for a body (RFC 9112 section 6): Content-Length when the size is known
+    (``length`` for a stream), else chunked."""
     if content is not None:
         size = content.nbytes if isinstance(content, memoryview) else len(content)
         return b"Content-Length: %d\r\n" % size
     if stream is not None:
+        if length is not None:
+            return b"Content-Length: %d\r\n" % length
         return b"Transfer-Encoding: chunked\r\n"
     if method in METHODS_WITH_BODY:
         return b"Content-Length: 0\r\n"
@@ -85,6 +92,7 @@ class Request:
         "content",
         "stream",
         "chunked",
+        "stream_length",
         "timeout",
         "extensions",
     )
@@ -97,6 +105,7 @@ class Request:
     content: bytes | bytearray | memoryview | None
     stream: Iterable[bytes] | AsyncIterable[bytes] | None
     chunked: bool
+    stream_length: int | None
     timeout: Timeout
     extensions: dict[str, Any] | None
 
@@ -114,24 +123,32 @@ class Request:
         self.url = url if isinstance(url, URL) else URL(url)
         self.content = None
         self.stream = None
+        length: int | None = None
+        implied_type: str | None = None
         if isinstance(content, str):
             content = content.encode("utf-8")
         if isinstance(content, (bytes, bytearray, memoryview)):
             self.content = content
         elif content is not None:
-            self.stream = content
-        self.chunked = self.stream is not None
+            special = stream_for(content)
+            if special is not None:
+                self.stream, length, implied_type = special
+            else:
+                self.stream = content
         self.timeout = timeout if timeout is not None else _DEFAULT_TIMEOUT
         self.extensions = None
         merged = Headers(headers)
+        if implied_type is not None and "content-type" not in merged:
+            merged["Content-Type"] = implied_type
         if "host" not in merged:
             merged._items.insert(0, ("host", "Host", self.url.host_header.decode("ascii")))
         if self.content is not None or self.stream is not None or self.method in METHODS_WITH_BODY:
             if "content-length" not in merged and "transfer-encoding" not in merged:
-                framing = body_framing(self.method, self.content, self.stream)
+                framing = body_framing(self.method, self.content, self.stream, length)
                 name, _, value = framing.rstrip(b"\r\n").partition(b": ")
                 merged.add(name.decode("ascii"), value.decode("ascii"))
         self.chunked = self.stream is not None and "content-length" not in merged
+        self.stream_length = declared_length(merged) if self.stream is not None else None
         self._headers = merged
         self._lines = b""
 
@@ -145,8 +162,12 @@ class Request:
         content: bytes | bytearray | memoryview | None,
         stream: Iterable[bytes] | AsyncIterable[bytes] | None,
         timeout: Timeout,
+        stream_length: int | None = None,
     ) -> Request:
-        """A request whose header block the Client has already encoded and validated."""
+        """A request whose header block the Client has already encoded and validated.
+
+        A ``stream`` with a ``stream_length`` is sent with that Content-Length (which its lines
+        must carry), else chunked."""
         request = cls.__new__(cls)
         request.method = method
         request.method_bytes = method_b
@@ -155,7 +176,8 @@ class Request:
         request._headers = None
         request.content = content
         request.stream = stream
-        request.chunked = stream is not None
+        request.chunked = stream is not None and stream_length is None
+        request.stream_length = stream_length
         request.timeout = timeout
         request.extensions = None
         return request
@@ -183,10 +205,24 @@ class Request:
     @property
     def replayable(self) -> bool:
         """Whether the body can be sent again (a consumed iterator cannot)."""
-        return self.stream is None
+        stream = self.stream
+        return stream is None or bool(getattr(stream, "replayable", False))
 
     def __repr__(self) -> str:
         return f"<Request({self.method!r}, {str(self.url)!r})>"
+
+
+def declared_length(headers: Headers) -> int | None:
+    value = headers.get("content-length")
+    if value is None or "transfer-encoding" in headers:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        raise LocalProtocolError(f"invalid Content-Length {value!r}") from None
+    if length < 0:
+        raise LocalProtocolError(f"invalid Content-Length {value!r}")
+    return length
 
 
 class ResponseStream(Protocol):

@@ -155,6 +155,7 @@ class ConnectionPool(Transport):
                     chunked=request.chunked,
                     read_timeout=timeout.read,
                     write_timeout=timeout.write,
+                    length=request.stream_length,
                 )
             except ConnectionNotAvailable:
                 continue  # closed while idle; nothing was sent

@@ -26,6 +26,7 @@ from typing import Any, AsyncIterable, Callable, Iterable, Union
 import httptools
 
 from ..exceptions import (
+    LocalProtocolError,
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
@@ -97,6 +98,7 @@ class H1Connection(asyncio.BufferedProtocol):
         "_release_pending",
         "_keep_alive",
         "_body_unsent",
+        "_left",
         "_write_paused",
         "_reading_paused",
         "_drain_waiter",
@@ -134,6 +136,7 @@ class H1Connection(asyncio.BufferedProtocol):
         self._release_pending = False
         self._keep_alive = True
         self._body_unsent = False
+        self._left = -1  # bytes a Content-Length stream still owes; -1 when not counted
         self._write_paused = False
         self._reading_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -187,12 +190,15 @@ class H1Connection(asyncio.BufferedProtocol):
         chunked: bool,
         read_timeout: float | None,
         write_timeout: float | None,
+        length: int | None = None,
     ) -> ResponseHead:
         """Write one request and wait for its response head.
 
         ``head`` is the request line and fields, ending with the blank line. A ``bytes``-like
         ``body`` up to 64 KiB goes out with the head in one write; larger ones in memoryview
-        slices; iterables chunk by chunk (with chunked framing when ``chunked``).
+        slices; iterables chunk by chunk (with chunked framing when ``chunked``). An iterable
+        sent with a Content-Length of ``length`` must produce exactly that many bytes, or the
+        request fails with LocalProtocolError and the connection is dropped.
         """
         transport = self._transport
         if self._state != _IDLE or transport is None or transport.is_closing():
@@ -217,7 +223,7 @@ class H1Connection(asyncio.BufferedProtocol):
             else:
                 self._body_unsent = True
                 transport.write(head)
-                if await self._write_body(body, chunked, write_timeout):
+                if await self._write_body(body, chunked, write_timeout, length):
                     self._body_unsent = False
             if read_timeout is not None and not waiter.done():
                 self._arm_read_deadline(read_timeout)
@@ -229,7 +235,9 @@ class H1Connection(asyncio.BufferedProtocol):
                 self.abort()
             raise
 
-    async def _write_body(self, body: RequestBody, chunked: bool, timeout: float | None) -> bool:
+    async def _write_body(
+        self, body: RequestBody, chunked: bool, timeout: float | None, length: int | None = None
+    ) -> bool:
         """Write the body; False when it stopped early because the server already answered."""
         transport = self._transport
         if isinstance(body, (bytes, bytearray, memoryview)):
@@ -241,6 +249,7 @@ class H1Connection(asyncio.BufferedProtocol):
                 if self._write_paused:
                     await self._drain(timeout)
             return True
+        self._left = -1 if chunked or length is None else length
         if hasattr(body, "__aiter__"):
             async for chunk in body:  # type: ignore[union-attr]
                 if not await self._write_piece(chunk, chunked, timeout):
@@ -251,6 +260,10 @@ class H1Connection(asyncio.BufferedProtocol):
                     return False
         if self._state != _WAITING:
             return False
+        if self._left > 0:
+            raise LocalProtocolError(
+                f"the request body ended {self._left} bytes short of its Content-Length"
+            )
         if chunked:
             transport.write(b"0\r\n\r\n")
         return True
@@ -260,9 +273,22 @@ class H1Connection(asyncio.BufferedProtocol):
             return False
         if not isinstance(chunk, (bytes, bytearray, memoryview)):
             raise TypeError(f"request body chunks must be bytes, not {type(chunk).__name__}")
-        if not chunk:
+        size = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+        if not size:
             return True
-        self._transport.write(encode_chunk(chunk) if chunked else chunk)
+        if self._left >= 0:
+            if size > self._left:
+                raise LocalProtocolError("the request body is longer than its Content-Length")
+            self._left -= size
+        transport = self._transport
+        if not chunked:
+            transport.write(chunk)
+        elif size <= _COALESCE_LIMIT:
+            transport.write(encode_chunk(chunk))
+        else:  # a large chunk is written as it is, between its framing: no copy
+            transport.write(b"%x\r\n" % size)
+            transport.write(chunk)
+            transport.write(b"\r\n")
         if self._write_paused:
             await self._drain(timeout)
         return True

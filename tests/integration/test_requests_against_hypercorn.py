@@ -60,10 +60,10 @@ async def test_content_forms_arrive_byte_exact(
     async with hyperhttp.Client(base_url=hypercorn.url) as client:
         response = await client.post("/hash", content=content)
         await response.aread()
-        assert response.json() == {
-            "sha256": hashlib.sha256(expected).hexdigest(),
-            "length": len(expected),
-        }
+        received = response.json()
+        assert received["sha256"] == hashlib.sha256(expected).hexdigest()
+        assert received["length"] == len(expected)
+        assert received["content-length"] == str(len(expected))
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,10 @@ Routes:
   /echo            method, path, query, headers and body of the request, as JSON
   /bytes/<n>       n deterministic bytes with Content-Length
   /chunked/<n>     n deterministic bytes streamed in pieces (no Content-Length: chunked framing)
-  /hash            sha256 and length of the request body
+  /hash            sha256 and length of the request body (streamed), and its framing fields
+  /multipart       each part of a multipart/form-data body: fields, length, sha256
+  /compressed/<codings>/<n>  pattern(n) with the codings applied in order, in 4 KiB pieces
+  /gzip-bomb       10 GiB of zeros as about 10 MB of gzip
   /status/<code>   an empty response with that status
   /charset/<name>  "héllo wörld €" (or what the charset can carry) encoded in <name>
 The app records every client (host, port) it sees, which is one per TCP connection.
@@ -53,14 +56,72 @@ class App:
         client = scope.get("client")
         if client:
             self.clients.add(tuple(client))  # type: ignore[arg-type]
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
         path: str = scope["path"]
-        if path == "/echo":
+        if path == "/hash":  # streamed: any size, constant memory
+            digest = hashlib.sha256()
+            length = 0
+            async for piece in _body_pieces(receive):
+                digest.update(piece)
+                length += len(piece)
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            payload = {
+                "sha256": digest.hexdigest(),
+                "length": length,
+                "content-length": headers.get("content-length"),
+                "transfer-encoding": headers.get("transfer-encoding"),
+                "content-type": headers.get("content-type"),
+            }
+            await _respond(send, 200, json.dumps(payload).encode(), b"application/json")
+            return
+        received = bytearray()
+        async for piece in _body_pieces(receive):
+            received += piece
+        body = bytes(received)
+        if path == "/multipart":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            parts = parse_multipart(headers.get("content-type", ""), body)
+            payload = {
+                "parts": parts,
+                "content-length": headers.get("content-length"),
+                "transfer-encoding": headers.get("transfer-encoding"),
+            }
+            await _respond(send, 200, json.dumps(payload).encode(), b"application/json")
+        elif path.startswith("/compressed/"):
+            codings, _, size = path[12:].rpartition("/")
+            data = pattern(int(size))
+            for coding in codings.split(","):
+                data = compress(coding, data)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-encoding", codings.replace(",", ", ").encode())],
+                }
+            )
+            for start in range(0, len(data), 4096):  # in pieces, as a server streams it
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": data[start : start + 4096],
+                        "more_body": True,
+                    }
+                )
+            await send({"type": "http.response.body", "body": b""})
+        elif path == "/gzip-bomb":
+            # 10 GiB of zeros as gzip, about 10 MB on the wire: one compressed MiB repeated.
+            first, block = _bomb_blocks()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-encoding", b"gzip")],
+                }
+            )
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+            for _ in range(10 * 1024 // 64):
+                await send({"type": "http.response.body", "body": block * 64, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        elif path == "/echo":
             payload = {
                 "method": scope["method"],
                 "path": path,
@@ -85,9 +146,6 @@ class App:
                     }
                 )
             await send({"type": "http.response.body", "body": b""})
-        elif path == "/hash":
-            payload = {"sha256": hashlib.sha256(body).hexdigest(), "length": len(body)}
-            await _respond(send, 200, json.dumps(payload).encode(), b"application/json")
         elif path.startswith("/status/"):
             await _respond(send, int(path[8:]), b"", b"text/plain")
         elif path.startswith("/charset/"):
@@ -97,6 +155,92 @@ class App:
             await _respond(send, 200, text.encode(charset), content_type)
         else:
             await _respond(send, 404, b"not found", b"text/plain")
+
+
+async def _body_pieces(receive: Receive) -> Any:
+    while True:
+        message = await receive()
+        piece = message.get("body", b"")
+        if piece:
+            yield piece
+        if not message.get("more_body"):
+            return
+
+
+def compress(coding: str, data: bytes) -> bytes:
+    import gzip
+    import zlib
+
+    if coding == "gzip":
+        return gzip.compress(data)
+    if coding == "deflate":
+        return zlib.compress(data)
+    if coding == "rawdeflate":  # what some servers send as "deflate"
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return compressor.compress(data) + compressor.flush()
+    if coding == "br":
+        import brotli
+
+        return brotli.compress(data)  # type: ignore[no-any-return]
+    if coding == "zstd":
+        import zstandard
+
+        return zstandard.ZstdCompressor().compress(data)
+    return data
+
+
+_BOMB: tuple[bytes, bytes] | None = None
+
+
+def _bomb_blocks() -> tuple[bytes, bytes]:
+    """A gzip stream's first MiB of zeros, and one more MiB as a block that can repeat."""
+    global _BOMB
+    if _BOMB is None:
+        import zlib
+
+        zeros = bytes(1 << 20)
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+        first = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+        block = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+        _BOMB = (first, block)
+    return _BOMB
+
+
+def parse_multipart(content_type: str, body: bytes) -> list[dict[str, Any]]:
+    """A strict little multipart/form-data reader: each part's fields, size and sha256."""
+    boundary = None
+    for parameter in content_type.split(";")[1:]:
+        key, _, value = parameter.strip().partition("=")
+        if key.lower() == "boundary":
+            boundary = value.strip('"').encode()
+    if boundary is None:
+        raise ValueError(f"no boundary in {content_type!r}")
+    delimiter = b"--" + boundary
+    if not body.startswith(delimiter + b"\r\n") or not body.endswith(delimiter + b"--\r\n"):
+        raise ValueError("body does not start and end with the boundary")
+    parts = []
+    for raw in body[len(delimiter) + 2 : -(len(delimiter) + 4)].split(
+        b"\r\n" + delimiter + b"\r\n"
+    ):
+        head, sep, content = raw.partition(b"\r\n\r\n")
+        if not sep:
+            raise ValueError("a part without a blank line after its fields")
+        fields = {}
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b": ")
+            fields[name.decode("ascii").lower()] = value.decode("utf-8")
+        if content.endswith(b"\r\n"):  # the last part keeps the CRLF before the closing line
+            content = content[:-2]
+        parts.append(
+            {
+                "disposition": fields.get("content-disposition"),
+                "content-type": fields.get("content-type"),
+                "length": len(content),
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "text": content.decode("utf-8", "replace") if len(content) < 200 else None,
+            }
+        )
+    return parts
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
