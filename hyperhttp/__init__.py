@@ -11,6 +11,7 @@ from ._client import Client
 from ._compat import HAS_BROTLI, HAS_ORJSON, HAS_UVLOOP, HAS_ZSTANDARD, install_uvloop
 from ._headers import Headers
 from ._models import Request, Response
+from ._multipart import MultipartEncoder, MultipartFile
 from ._timeout import Timeout
 from ._transport import Transport
 from ._url import URL
@@ -54,6 +55,8 @@ __all__ = [
     "Request",
     "Response",
     "Headers",
+    "MultipartEncoder",
+    "MultipartFile",
     "URL",
     "Timeout",
     "Transport",

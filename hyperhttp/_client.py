@@ -15,6 +15,7 @@ from ._compat import json_dumps
 from ._decoders import accept_encoding
 from ._headers import Headers, HeadersInput, encode_header_lines
 from ._models import (
+    BodyLimits,
     Request,
     RequestContent,
     Response,
@@ -81,6 +82,9 @@ class Client:
         event_hooks: Mapping[str, Iterable[Any]] | None = None,
         transport: Transport | None = None,
         resolver: Resolver | None = None,
+        max_response_size: int | None = None,
+        max_decompressed_size: int | None = None,
+        max_decompression_ratio: float | None = 500.0,
     ) -> None:
         for name, value, issue in (
             ("follow_redirects", follow_redirects, "redirects"),
@@ -119,6 +123,8 @@ class Client:
             cookies.items() if isinstance(cookies, Mapping) else cookies or ()
         )
         self._default_lines = self._encode_defaults()
+        limits = BodyLimits(max_response_size, max_decompressed_size, max_decompression_ratio)
+        self._limits = limits if limits.active else None
 
         if transport is None:
             transport = ConnectionPool(
@@ -226,7 +232,10 @@ class Client:
         """Send a Request built by ``build_request`` (or by hand)."""
         if self._closed:
             raise PoolClosed("the client has been closed")
-        return await self._transport.handle_async_request(request)
+        response = await self._transport.handle_async_request(request)
+        if self._limits is not None:
+            response.limits = self._limits
+        return response
 
     def build_request(
         self,

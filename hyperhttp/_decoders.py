@@ -188,18 +188,23 @@ class BrotliDecoder(ContentDecoder):
 
 
 def _sliced(process: Any, data: bytes) -> Iterator[bytes]:
-    """Feed ``data`` to a decompressor that cannot bound its output in slices small enough that
-    no slice expands much past STEP (zstd's worst case is about 32768:1)."""
+    """Feed ``data`` to a decompressor that cannot bound its output, in slices small enough that
+    none expands much past STEP: they start at 64 bytes (zstd's worst case is about 32768:1) and
+    double, up to 64 KiB, while the output stays small, as it does for ordinary data."""
     view = memoryview(data)
-    size = 64 * 1024
+    size = 64
     start = 0
-    while start < len(view):
+    end = len(view)
+    while start < end:
         out = process(view[start : start + size])
         start += size
-        if out:
+        produced = len(out)
+        if produced:
             yield out
-            if len(out) > STEP:
-                size = max(32, size * STEP // len(out) // 2)
+        if produced > STEP // 2:
+            size = max(16, size * STEP // produced // 2)
+        elif produced < STEP // 8 and size < 65536:
+            size *= 2
 
 
 class ZstdDecoder(ContentDecoder):

@@ -27,14 +27,16 @@ from ._multipart import stream_for
 from ._timeout import Timeout
 from ._url import URL
 from .exceptions import (
+    DecompressionError,
     HTTPStatusError,
     LocalProtocolError,
     ResponseClosed,
     ResponseNotRead,
+    ResponseTooLarge,
     StreamConsumed,
 )
 
-__all__ = ["Request", "Response", "RequestContent", "ResponseStream"]
+__all__ = ["Request", "Response", "RequestContent", "ResponseStream", "BodyLimits"]
 
 RequestContent = Union[bytes, bytearray, memoryview, str, Iterable[bytes], AsyncIterable[bytes]]
 
@@ -262,6 +264,67 @@ class _ContentStream:
         self._content = b""
 
 
+class BodyLimits:
+    """Caps on a response body, enforced as it is read (the Client's ``max_*`` options).
+
+    ``max_response_size``: bytes on the wire (ResponseTooLarge; a Content-Length over it fails
+    before any byte is read). ``max_decompressed_size``: bytes after content decoding, and
+    ``max_decompression_ratio``: decoded bytes per wire byte once more than
+    ``ratio_floor`` bytes were decoded (both DecompressionError, before a bomb has expanded).
+    """
+
+    __slots__ = (
+        "max_response_size",
+        "max_decompressed_size",
+        "max_decompression_ratio",
+        "ratio_floor",
+        "checks_decoding",
+    )
+
+    def __init__(
+        self,
+        max_response_size: int | None = None,
+        max_decompressed_size: int | None = None,
+        max_decompression_ratio: float | None = None,
+        ratio_floor: int = 10 * 1024 * 1024,
+    ) -> None:
+        for name, value in (
+            ("max_response_size", max_response_size),
+            ("max_decompressed_size", max_decompressed_size),
+            ("max_decompression_ratio", max_decompression_ratio),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None")
+        self.max_response_size = max_response_size
+        self.max_decompressed_size = max_decompressed_size
+        self.max_decompression_ratio = max_decompression_ratio
+        self.ratio_floor = ratio_floor
+        self.checks_decoding = max_decompressed_size is not None or (
+            max_decompression_ratio is not None
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.max_response_size is not None or self.checks_decoding
+
+    def check(self, decoded: int, raw: int) -> None:
+        limit = self.max_decompressed_size
+        if limit is not None and decoded > limit:
+            raise DecompressionError(
+                f"the decoded body is larger than max_decompressed_size ({limit} bytes): "
+                "a decompression bomb?"
+            )
+        ratio = self.max_decompression_ratio
+        if ratio is not None and decoded > self.ratio_floor and decoded > ratio * max(raw, 1):
+            raise DecompressionError(
+                f"the body decodes to more than {ratio:g} times its size on the wire "
+                f"({decoded} bytes from {raw}): a decompression bomb? (max_decompression_ratio)"
+            )
+
+
+_NO_LIMITS = BodyLimits()
+
+
 class Response:
     """An HTTP response whose body is read lazily."""
 
@@ -279,6 +342,7 @@ class Response:
         "_encoding",
         "default_encoding",
         "extensions",
+        "limits",
     )
 
     def __init__(
@@ -307,6 +371,7 @@ class Response:
         self._encoding: str | None = None
         self.default_encoding = "utf-8"
         self.extensions: dict[str, Any] | None = None
+        self.limits: BodyLimits | None = None
 
     # -- head -----------------------------------------------------------------------------
 
@@ -388,17 +453,58 @@ class Response:
         content = self._content
         if content is not None:
             return content
+        decoder = self._decoder()
+        limits = self.limits
+        if decoder is not None or (limits is not None and limits.max_response_size is not None):
+            pieces = [piece async for piece in self._pieces(decoder)]
+            content = self._content = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            return content
         self._check_readable()
         self._consumed = True
         stream = self._stream
         raw = stream.take_all() if stream.complete else await stream.read_all()
-        decoder = self._decoder()
-        if decoder is not None:
-            raw = decoder.decode(raw) + decoder.flush()
         self._content = raw
         self._closed = True
         stream.close()
         return raw
+
+    async def _pieces(self, decoder: ContentDecoder | None) -> AsyncIterator[bytes]:
+        """The decoded body in pieces, with the limits enforced as it arrives."""
+        limits = self.limits
+        if limits is None:
+            limits = _NO_LIMITS
+        max_raw = limits.max_response_size
+        if max_raw is not None:
+            declared = self.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_raw:
+                await self.aclose()
+                raise ResponseTooLarge(
+                    f"the response body ({declared} bytes) is larger than "
+                    f"max_response_size ({max_raw} bytes)"
+                )
+        check = decoder is not None and limits.checks_decoding
+        raw_total = 0
+        out_total = 0
+        async for raw in self.aiter_raw():
+            raw_total += len(raw)
+            if max_raw is not None and raw_total > max_raw:
+                raise ResponseTooLarge(
+                    f"the response body is larger than max_response_size ({max_raw} bytes)"
+                )
+            if decoder is None:
+                yield raw
+                continue
+            for piece in decoder.feed(raw):
+                if check:
+                    out_total += len(piece)
+                    limits.check(out_total, raw_total)
+                yield piece
+        if decoder is not None:
+            for piece in decoder.finish():
+                if check:
+                    out_total += len(piece)
+                    limits.check(out_total, raw_total)
+                yield piece
 
     def _check_readable(self) -> None:
         if self._consumed:
@@ -428,13 +534,8 @@ class Response:
             for piece in chunker.decode(content) + chunker.flush():
                 yield piece
             return
-        decoder = self._decoder()
-        async for raw in self.aiter_raw():
-            data = decoder.decode(raw) if decoder is not None else raw
+        async for data in self._pieces(self._decoder()):
             for piece in chunker.decode(data):
-                yield piece
-        if decoder is not None:
-            for piece in chunker.decode(decoder.flush()):
                 yield piece
         for piece in chunker.flush():
             yield piece
