@@ -4,7 +4,9 @@ Routes:
   /echo            method, path, query, headers and body of the request, as JSON
   /bytes/<n>       n deterministic bytes with Content-Length
   /chunked/<n>     n deterministic bytes streamed in pieces (no Content-Length: chunked framing)
-  /hash            sha256 and length of the request body (streamed), and its framing fields
+  /hash            sha256 (crc32 with ?digest=crc32) and length of the request body, streamed,
+                   and its framing fields
+  /multipart-size  the same as /hash (for a large multipart body, which is not parsed)
   /multipart       each part of a multipart/form-data body: fields, length, sha256
   /compressed/<codings>/<n>  pattern(n) with the codings applied in order, in 4 KiB pieces
   /gzip-bomb       10 GiB of zeros as about 10 MB of gzip
@@ -57,15 +59,23 @@ class App:
         if client:
             self.clients.add(tuple(client))  # type: ignore[arg-type]
         path: str = scope["path"]
-        if path == "/hash":  # streamed: any size, constant memory
+        if path in ("/hash", "/multipart-size"):  # streamed: any size, constant memory
+            import zlib
+
+            fast = scope["query_string"] == b"digest=crc32"  # for GiB bodies: crc32, not sha256
             digest = hashlib.sha256()
+            crc = 0
             length = 0
             async for piece in _body_pieces(receive):
-                digest.update(piece)
+                if fast:
+                    crc = zlib.crc32(piece, crc)
+                else:
+                    digest.update(piece)
                 length += len(piece)
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             payload = {
-                "sha256": digest.hexdigest(),
+                "sha256": None if fast else digest.hexdigest(),
+                "crc32": crc if fast else None,
                 "length": length,
                 "content-length": headers.get("content-length"),
                 "transfer-encoding": headers.get("transfer-encoding"),
@@ -95,7 +105,12 @@ class App:
                 {
                     "type": "http.response.start",
                     "status": 200,
-                    "headers": [(b"content-encoding", codings.replace(",", ", ").encode())],
+                    "headers": [
+                        (
+                            b"content-encoding",
+                            codings.replace("rawdeflate", "deflate").replace(",", ", ").encode(),
+                        )
+                    ],
                 }
             )
             for start in range(0, len(data), 4096):  # in pieces, as a server streams it
@@ -326,3 +341,17 @@ class HypercornServer:
         if self._shutdown is not None:
             self._loop.call_soon_threadsafe(self._shutdown.set)
         self._thread.join(10)
+
+
+def main() -> None:
+    """Serve in this process until stdin closes (a server whose memory is not the test's)."""
+    import sys
+
+    server = HypercornServer().start()
+    print(server.port, flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
