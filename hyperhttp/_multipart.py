@@ -14,6 +14,7 @@ out of its header.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import mimetypes
 import os
@@ -125,6 +126,42 @@ class _Part:
         if self.start > 0 or (self.start == 0 and _seekable(file)):
             file.seek(self.start)
         yield from _read_chunks(file, chunk_size)
+
+    async def achunks(self, chunk_size: int) -> AsyncIterator[bytes | memoryview]:
+        """Like ``chunks``, but a file larger than one chunk is read in a worker thread, one chunk
+        ahead, so reading the disk overlaps sending the previous chunk."""
+        if self.data is not None or (self.size is not None and self.size <= chunk_size):
+            for piece in self.chunks(chunk_size):
+                yield piece
+            return
+        if self.path is not None:
+            handle = open(self.path, "rb")
+            owned = True
+        else:
+            handle = self.file  # type: ignore[assignment]
+            assert handle is not None
+            owned = False
+            if self.start > 0 or (self.start == 0 and _seekable(handle)):
+                handle.seek(self.start)
+        loop = asyncio.get_running_loop()
+        read = handle.read
+        pending: asyncio.Future[bytes] | None = loop.run_in_executor(None, read, chunk_size)
+        try:
+            while pending is not None:
+                chunk = await pending
+                if not chunk:
+                    pending = None
+                    break
+                if isinstance(chunk, str):
+                    raise TypeError("multipart files must be opened in binary mode ('rb')")
+                pending = loop.run_in_executor(None, read, chunk_size)
+                yield chunk
+        finally:
+            if owned:
+                if pending is not None and not pending.done():
+                    pending.add_done_callback(lambda _: handle.close())  # after its last read
+                else:
+                    handle.close()
 
 
 def _seekable(file: IO[bytes]) -> bool:
@@ -310,8 +347,13 @@ class MultipartEncoder:
         yield self._closing
 
     async def __aiter__(self) -> AsyncIterator[bytes | memoryview]:
-        for piece in self:
-            yield piece
+        """The body, piece by piece; large files are read in a worker thread, a chunk ahead."""
+        for part in self._parts:
+            yield part.head
+            async for piece in part.achunks(self.chunk_size):
+                yield piece
+            yield b"\r\n"
+        yield self._closing
 
     def to_bytes(self) -> bytes:
         """The whole body in memory (for small bodies and tests)."""
