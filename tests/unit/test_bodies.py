@@ -196,3 +196,16 @@ def test_zlib_output_is_bounded_even_for_one_small_input() -> None:
     assert max(len(p) for p in pieces) <= STEP
     assert sum(len(p) for p in pieces) == 50 << 20
     assert decoder.flush() == b""
+
+
+def test_files_as_pairs_repeat_a_name() -> None:
+    encoder = MultipartEncoder(
+        [("tag", "a"), ("tag", "b")], [("f", b"1"), ("f", ("two.txt", b"2"))]
+    )
+    parts = _parts(encoder)
+    assert [p["disposition"] for p in parts] == [
+        'form-data; name="tag"',
+        'form-data; name="tag"',
+        'form-data; name="f"; filename="upload"',
+        'form-data; name="f"; filename="two.txt"',
+    ]
