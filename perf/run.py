@@ -4,6 +4,7 @@
                                        #   x 5 clients
     python perf/run.py --quick         # 1 round, http and https, 200b and 10k, uvloop only
     python perf/run.py --scenario https  # only HTTP/1.1 over TLS
+    python perf/run.py --scenario upload,download  # bulk transfers over one connection (perf/bulk.py)
 
 One server for the whole run (nginx with one worker when installed, pinned to the last CPU), plain
 HTTP on one port and, for the https scenario, the same paths over TLS on another, with a
@@ -34,10 +35,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from bulk import BULK_SCENARIOS, run_bulk  # noqa: E402
 from nginx import SIZES, ensure_nginx, make_certificates, start_server  # noqa: E402
 
 LIBS = ["hyperhttp", "aiohttp", "httpx", "pyreqwest", "ceiling"]
-SCENARIOS = ["http", "https"]
+SCENARIOS = ["http", "https"]  # the default set; BULK_SCENARIOS only when asked for
 
 
 def _available(lib: str) -> bool:
@@ -183,13 +185,19 @@ def main() -> int:
     parser.add_argument(
         "--scenario",
         default=",".join(SCENARIOS),
-        help="http (plain HTTP/1.1), https (HTTP/1.1 over TLS), or both: http,https",
+        help="comma-separated: http (plain HTTP/1.1), https (HTTP/1.1 over TLS), upload (a "
+        "multipart file upload), download (a streamed download); default http,https",
     )
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--rounds", type=int, help="default 3 (http, https) and 5 (upload, download); --quick: 1"
+    )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--libs", default=",".join(LIBS))
+    parser.add_argument(
+        "--libs",
+        help=f"default {','.join(LIBS)}; upload and download have their own sets (perf/bulk.py)",
+    )
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument(
@@ -201,23 +209,60 @@ def main() -> int:
         "--ca", help="with an https --url: PEM of the CA that signed its certificate"
     )
     parser.add_argument("--no-nginx", action="store_true", help="use the built-in server")
+    parser.add_argument("--upload-mib", type=int, default=100, help="upload: the file's size")
+    parser.add_argument("--download-mib", type=int, default=1024, help="download: body size")
     parser.add_argument("--json", help="also write the raw results here")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration, args.sizes, args.loops = 1, 2.0, "200b,10k", "uvloop"
-    libs = [lib for lib in args.libs.split(",") if lib]
+    bulk_rounds = args.rounds if args.rounds is not None else 5
+    args.rounds = args.rounds if args.rounds is not None else 3
+    chosen_libs = [lib for lib in args.libs.split(",") if lib] if args.libs else None
+    libs = [lib for lib in (chosen_libs or LIBS) if lib in LIBS]
     skipped = [lib for lib in libs if not _available(lib)]
     libs = [lib for lib in libs if lib not in skipped]
     sizes = args.sizes.split(",")
     loops = args.loops.split(",")
     scenarios = [s for s in args.scenario.split(",") if s]
-    unknown = [s for s in scenarios if s not in SCENARIOS]
+    unknown = [s for s in scenarios if s not in SCENARIOS + BULK_SCENARIOS]
     if unknown or not scenarios:
-        parser.error(f"--scenario: {','.join(unknown) or 'none given'}; choose from http, https")
+        parser.error(
+            f"--scenario: {','.join(unknown) or 'none given'}; "
+            f"choose from {', '.join(SCENARIOS + BULK_SCENARIOS)}"
+        )
+    bulk = [s for s in BULK_SCENARIOS if s in scenarios]
+    scenarios = [s for s in scenarios if s in SCENARIOS]
     if args.url:
+        if bulk:
+            parser.error("--url is for http and https; upload and download start their own servers")
         scenarios = ["https" if args.url.startswith("https://") else "http"]
         if scenarios == ["https"] and not args.ca:
             parser.error("an https --url needs --ca (every client verifies the server)")
+    results: list[dict[str, Any]] = []
+    if scenarios:
+        results += _run_requests(args, scenarios, libs, skipped, sizes, loops)
+    if bulk:
+        if not scenarios:
+            print(f"command: python {' '.join(sys.argv)}")
+        if not args.no_nginx and "download" in bulk:
+            ensure_nginx()
+        results += run_bulk(args, bulk, chosen_libs, loops, bulk_rounds)
+    out = Path(args.json) if args.json else HERE / "results" / f"run-{int(time.time())}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"raw results: {out}")
+    return 0
+
+
+def _run_requests(
+    args: argparse.Namespace,
+    scenarios: list[str],
+    libs: list[str],
+    skipped: list[str],
+    sizes: list[str],
+    loops: list[str],
+) -> list[dict[str, Any]]:
+    """The http and https scenarios: many small requests; print their tables, return results."""
     notes = []
     if "https" in scenarios:
         try:
@@ -227,7 +272,7 @@ def main() -> int:
             notes.append("https skipped: trustme is not installed (pip install -e '.[perf]')")
             if not scenarios:
                 print(notes[0], file=sys.stderr)
-                return 1
+                raise SystemExit(1) from None
 
     stop = None
     urls: dict[str, str] = {}
@@ -312,11 +357,7 @@ def main() -> int:
     if "https" in scenarios and tls_log is not None:
         print(_tls_table(results, clients["https"]))
         print()
-    out = Path(args.json) if args.json else HERE / "results" / f"run-{int(time.time())}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
-    print(f"raw results: {out}")
-    return 0
+    return results
 
 
 if __name__ == "__main__":
