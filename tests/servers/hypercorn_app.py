@@ -284,8 +284,9 @@ class HypercornServer:
         certfile: str | None = None,
         keyfile: str | None = None,
         ca_certs: str | None = None,
+        app: Any = None,
     ) -> None:
-        self.app = App()
+        self.app = app if app is not None else App()
         self.certfile = certfile
         self.keyfile = keyfile
         self.ca_certs = ca_certs
