@@ -7,8 +7,10 @@ async with hyperhttp.Client() as client:
 
 from __future__ import annotations
 
+from ._auth import Auth, BasicAuth, BearerAuth, DigestAuth, FunctionAuth
 from ._client import Client
 from ._compat import HAS_BROTLI, HAS_ORJSON, HAS_UVLOOP, HAS_ZSTANDARD, install_uvloop
+from ._cookies import Cookies
 from ._headers import Headers
 from ._models import Request, Response
 from ._multipart import MultipartEncoder, MultipartFile
@@ -52,6 +54,12 @@ from .net.dns import AiodnsResolver, CachingResolver, Resolver
 __all__ = [
     "__version__",
     "Client",
+    "Auth",
+    "BasicAuth",
+    "BearerAuth",
+    "DigestAuth",
+    "FunctionAuth",
+    "Cookies",
     "Request",
     "Response",
     "Headers",

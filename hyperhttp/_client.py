@@ -7,11 +7,14 @@ cookies take a slower path that merges and validates them.
 
 from __future__ import annotations
 
+import inspect
 import ssl
-from typing import Any, AsyncIterable, Iterable, Mapping, Sequence, Union
+from typing import Any, AsyncIterable, Callable, Iterable, Mapping
 from urllib.parse import urlencode
 
+from ._auth import Auth, to_auth, url_auth
 from ._compat import json_dumps
+from ._cookies import Cookies, CookiesInput, set_cookie_values
 from ._decoders import accept_encoding
 from ._headers import Headers, HeadersInput, encode_header_lines
 from ._models import (
@@ -28,14 +31,19 @@ from ._timeout import Timeout, TimeoutTypes, to_timeout
 from ._transport import Transport
 from ._url import URL, QueryParams
 from ._version import __version__
-from .exceptions import InvalidURL, PoolClosed
+from .exceptions import (
+    HyperHTTPError,
+    InvalidURL,
+    PoolClosed,
+    RemoteProtocolError,
+    StreamConsumed,
+    TooManyRedirects,
+)
 from .net.dns import Resolver
 from .net.pool import ConnectionPool
 from .net.tls import create_ssl_context
 
 __all__ = ["Client", "CookiesInput"]
-
-CookiesInput = Union[Mapping[str, str], Sequence[tuple[str, str]], None]
 
 _UNSET: Any = object()
 _URL_CACHE_MAX = 4096
@@ -87,19 +95,19 @@ class Client:
         max_decompression_ratio: float | None = 500.0,
     ) -> None:
         for name, value, issue in (
-            ("follow_redirects", follow_redirects, "redirects"),
             ("retry", retry, "retry policy"),
             ("circuit_breaker_manager", circuit_breaker_manager, "circuit breakers"),
             ("telemetry", telemetry, "retry telemetry"),
             ("proxies", proxies, "proxies"),
-            ("auth", auth, "authentication"),
-            ("event_hooks", event_hooks, "event hooks"),
         ):
             if value:
                 raise _not_yet(name, issue)
         self.http2 = http2
         self.happy_eyeballs_delay = happy_eyeballs_delay
+        self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
+        self.auth = auth
+        self.event_hooks = event_hooks
         self.trust_env = trust_env
         self.timeout = to_timeout(timeout)
         self._base_url = self._parse_base_url(base_url)
@@ -119,9 +127,7 @@ class Client:
         if headers is not None:
             defaults.update(headers)
         self.headers = defaults
-        self.cookies: dict[str, str] = dict(
-            cookies.items() if isinstance(cookies, Mapping) else cookies or ()
-        )
+        self.cookies = Cookies(cookies)
         self._default_lines = self._encode_defaults()
         limits = BodyLimits(max_response_size, max_decompressed_size, max_decompression_ratio)
         self._limits = limits if limits.active else None
@@ -152,14 +158,35 @@ class Client:
         return str(base_url).rstrip("/")
 
     def _encode_defaults(self) -> bytes:
-        """The Client's default fields (and cookies) as encoded lines, validated once."""
+        """The Client's default fields as encoded lines, validated once."""
         pairs = [
             (name.encode("latin-1"), value.encode("latin-1"))
             for name, value in self.headers.multi_items()
         ]
-        if self.cookies and "cookie" not in self.headers:
-            pairs.append((b"Cookie", _cookie_header(self.cookies).encode("latin-1")))
         return encode_header_lines(pairs)
+
+    # -- redirects, auth, cookies and hooks -----------------------------------------------
+
+    @property
+    def auth(self) -> Auth | None:
+        return self._auth
+
+    @auth.setter
+    def auth(self, value: Any) -> None:
+        self._auth = to_auth(value)
+
+    @property
+    def event_hooks(self) -> dict[str, list[Callable[..., Any]]]:
+        return {"request": self._request_hooks, "response": self._response_hooks}
+
+    @event_hooks.setter
+    def event_hooks(self, hooks: Mapping[str, Iterable[Callable[..., Any]]] | None) -> None:
+        hooks = hooks or {}
+        unknown = set(hooks) - {"request", "response"}
+        if unknown:
+            raise ValueError(f"event hooks are 'request' and 'response', not {sorted(unknown)}")
+        self._request_hooks = list(hooks.get("request", ()))
+        self._response_hooks = list(hooks.get("response", ()))
 
     @property
     def base_url(self) -> str:
@@ -210,10 +237,6 @@ class Client:
         auth: Any = _UNSET,
     ) -> Response:
         """Send a request and return its response as soon as the head has arrived."""
-        if follow_redirects is not _UNSET and follow_redirects:
-            raise _not_yet("follow_redirects", "redirects")
-        if auth is not _UNSET and auth is not None:
-            raise _not_yet("auth", "authentication")
         request = self.build_request(
             method,
             url,
@@ -226,16 +249,108 @@ class Client:
             json=json,
             timeout=timeout,
         )
-        return await self.send(request)
+        return await self.send(request, follow_redirects=follow_redirects, auth=auth)
 
-    async def send(self, request: Request) -> Response:
-        """Send a Request built by ``build_request`` (or by hand)."""
+    async def send(
+        self, request: Request, *, follow_redirects: bool = _UNSET, auth: Any = _UNSET
+    ) -> Response:
+        """Send a Request built by ``build_request`` (or by hand).
+
+        The pipeline, outermost first: redirects, then the auth flow (per hop), then per network
+        attempt the cookie jar, the event hooks and the transport. What is not in use costs a
+        flag test.
+        """
         if self._closed:
             raise PoolClosed("the client has been closed")
+        follow = self.follow_redirects if follow_redirects is _UNSET else follow_redirects
+        flow = self._auth if auth is _UNSET else to_auth(auth)
+        if flow is None and (request.url.username or request.url.password):
+            flow = url_auth(request.url)
+        if follow:
+            return await self._send_following(request, flow)
+        if flow is not None:
+            return await self._send_with_auth(request, flow)
+        return await self._send_once(request)
+
+    async def _send_once(self, request: Request) -> Response:
+        """One network attempt: cookies from the jar, request hooks, transport, Set-Cookie,
+        response hooks."""
+        cookies = self.cookies
+        if cookies.jar._cookies:  # type: ignore[attr-defined]
+            value = cookies.header_for(request)
+            if value:
+                headers = request.headers
+                explicit = headers.get("cookie")
+                if explicit:  # the request's own cookies win over the jar's of the same name
+                    names = {pair.split("=", 1)[0].strip() for pair in explicit.split(";")}
+                    kept = [p for p in value.split("; ") if p.split("=", 1)[0] not in names]
+                    value = "; ".join([*kept, explicit])
+                headers["Cookie"] = value
+        if self._request_hooks:
+            for hook in self._request_hooks:
+                result = hook(request)
+                if inspect.isawaitable(result):
+                    await result
         response = await self._transport.handle_async_request(request)
         if self._limits is not None:
             response.limits = self._limits
+        values = set_cookie_values(response)
+        if values:
+            cookies.extract(response, request, values)
+        if self._response_hooks:
+            try:
+                for hook in self._response_hooks:
+                    result = hook(response)
+                    if inspect.isawaitable(result):
+                        await result
+            except BaseException:
+                await response.aclose()
+                raise
         return response
+
+    async def _send_with_auth(self, request: Request, auth: Auth) -> Response:
+        flow = auth.async_auth_flow(request)
+        try:
+            request = await flow.__anext__()
+            while True:
+                response = await self._send_once(request)
+                if auth.requires_response_body:
+                    await response.aread()
+                try:
+                    request = await flow.asend(response)
+                except StopAsyncIteration:
+                    return response
+                except BaseException:
+                    await response.aclose()
+                    raise
+                await _discard(response)
+        finally:
+            await flow.aclose()
+
+    async def _send_following(self, request: Request, auth: Auth | None) -> Response:
+        history: list[Response] = []
+        first_origin = request.url.origin
+        user_cookie = request.headers.get("cookie")  # sent again on same-origin hops only
+        while True:
+            hop_auth = auth if request.url.origin == first_origin else None
+            if hop_auth is not None:
+                response = await self._send_with_auth(request, hop_auth)
+            else:
+                response = await self._send_once(request)
+            location = response.headers.get("location") if response.is_redirect else None
+            if location is None:
+                if history:
+                    response.history = history
+                return response
+            if len(history) >= self.max_redirects:
+                await response.aclose()
+                raise TooManyRedirects(
+                    f"more than {self.max_redirects} redirects, the last to {location!r}"
+                )
+            await _discard(response)
+            response.history = list(history)
+            history.append(response)
+            request = _redirect_request(request, response, location, user_cookie)
 
     def build_request(
         self,
@@ -352,11 +467,9 @@ class Client:
             merged[name.decode()] = value.decode()
         if headers is not None:
             merged.update(headers)
-        if "cookie" not in merged and (self.cookies or cookies):
-            jar = dict(self.cookies)
-            if cookies is not None:
-                jar.update(cookies.items() if isinstance(cookies, Mapping) else cookies)
-            merged["Cookie"] = _cookie_header(jar)
+        if "cookie" not in merged and cookies:
+            items = cookies.items() if isinstance(cookies, (Mapping, Cookies)) else cookies
+            merged["Cookie"] = _cookie_header(dict(items))
         if "content-length" not in merged and "transfer-encoding" not in merged:
             framing = body_framing(method, body, stream, length)
             if framing:
@@ -414,6 +527,60 @@ class Client:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+async def _discard(response: Response) -> None:
+    """Done with a response the user will not see (a redirect, an auth challenge): a small body
+    is read so its connection can be reused; a large or unknown one is dropped with it."""
+    length = response.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) <= 65536:
+        try:
+            await response.aread()
+            return
+        except HyperHTTPError:
+            pass
+    await response.aclose()
+
+
+def _redirect_request(
+    request: Request, response: Response, location: str, user_cookie: str | None
+) -> Request:
+    """The next hop (RFC 9110 section 15.4)."""
+    try:
+        url = request.url.join(location)
+    except InvalidURL as exc:
+        raise RemoteProtocolError(f"redirect to an invalid Location {location!r}: {exc}") from None
+    if url.scheme not in ("http", "https"):
+        raise RemoteProtocolError(f"redirect to an unsupported URL {location!r}")
+    status = response.status_code
+    method = request.method
+    if (status == 303 and method != "HEAD") or (
+        status in (301, 302) and method not in ("GET", "HEAD")
+    ):
+        method = "GET"  # and the body is dropped; 307 and 308 keep both
+    headers = Headers(request.headers)
+    headers.pop("host", None)
+    content: Any = None
+    if method != request.method:
+        for name in ("content-length", "content-type", "transfer-encoding"):
+            headers.pop(name, None)
+    else:
+        content = request.content if request.content is not None else request.stream
+        if request.stream is not None and not request.replayable:
+            raise StreamConsumed(
+                f"cannot follow the {status} redirect to {url}: the request body was a stream "
+                "that cannot be sent again (pass bytes, a file path or a seekable file instead)"
+            )
+    old_scheme, old_host, old_port = request.url.origin
+    new_scheme, new_host, new_port = url.origin
+    upgrade = (old_scheme, new_scheme, old_port, new_port) == ("http", "https", 80, 443)
+    headers.pop("cookie", None)
+    if url.origin != request.url.origin and not (upgrade and old_host == new_host):
+        for name in ("authorization", "proxy-authorization"):
+            headers.pop(name, None)
+    elif user_cookie:
+        headers["Cookie"] = user_cookie
+    return Request(method, url, headers=headers, content=content, timeout=request.timeout)
 
 
 def _cookie_header(cookies: Mapping[str, str]) -> str:

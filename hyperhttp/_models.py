@@ -11,7 +11,7 @@ A Response is returned as soon as its head has arrived; the body is read lazily 
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any, AsyncIterable, AsyncIterator, Iterable, Protocol, Union
+from typing import Any, AsyncIterable, AsyncIterator, Iterable, Protocol, Sequence, Union
 
 from ._compat import json_loads
 from ._decoders import (
@@ -343,6 +343,7 @@ class Response:
         "default_encoding",
         "extensions",
         "limits",
+        "history",
     )
 
     def __init__(
@@ -372,6 +373,7 @@ class Response:
         self.default_encoding = "utf-8"
         self.extensions: dict[str, Any] | None = None
         self.limits: BodyLimits | None = None
+        self.history: Sequence[Response] = ()  # the redirect responses that led here, in order
 
     # -- head -----------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from .exceptions import InvalidURL
 
 __all__ = ["URL", "QueryParams", "DEFAULT_PORTS"]
 
+_USERINFO_SAFE = "%!$&'()*+,;="  # RFC 3986 sub-delims and existing escapes
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _PrimitiveValue = Union[str, int, float, bool, None]
@@ -179,9 +181,10 @@ class URL:
         if self.port is not None:
             netloc = f"{netloc}:{self.port}"
         if self.username or self.password:
-            userinfo = quote(self.username, safe="")
+            # As written (urlsplit keeps it percent-encoded): quoting again would double-encode.
+            userinfo = quote(self.username, safe=_USERINFO_SAFE)
             if self.password:
-                userinfo = f"{userinfo}:{quote(self.password, safe='')}"
+                userinfo = f"{userinfo}:{quote(self.password, safe=_USERINFO_SAFE)}"
             netloc = f"{userinfo}@{netloc}"
         return netloc
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from tests.servers.auth_app import AuthApp
 from tests.servers.dns import DNSServer
 from tests.servers.faults import Script, ScriptedServer
 from tests.servers.hypercorn_app import HypercornServer
@@ -114,3 +115,19 @@ def hypercorn_mtls(certs: Certs) -> Iterator[HypercornServer]:
     server = HypercornServer(certs.server_cert, certs.server_key, certs.ca_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_server() -> Iterator[HypercornServer]:
+    """hypercorn serving AuthApp: Basic, Bearer and Digest checked by the server itself."""
+    server = HypercornServer(app=AuthApp()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app(auth_server: HypercornServer) -> AuthApp:
+    app = auth_server.app
+    assert isinstance(app, AuthApp)
+    app.reset()
+    return app

@@ -11,6 +11,9 @@ Routes:
   /compressed/<codings>/<n>  pattern(n) with the codings applied in order, in 4 KiB pieces
   /gzip-bomb       10 GiB of zeros as about 10 MB of gzip
   /status/<code>   an empty response with that status
+  /redirect/<code>?to=<location>  a redirect with that status to that Location
+  /chain/<code>/<n>  n redirects with that status, then /echo (/chain/<code>/loop: to itself)
+  /set-cookie?c=<value>&c=...  a Set-Cookie field for each c
   /charset/<name>  "héllo wörld €" (or what the charset can carry) encoded in <name>
 The app records every client (host, port) it sees, which is one per TCP connection.
 """
@@ -87,6 +90,48 @@ class App:
         async for piece in _body_pieces(receive):
             received += piece
         body = bytes(received)
+        if path.startswith("/redirect/"):  # /redirect/<code>?to=<location>
+            from urllib.parse import parse_qs
+
+            target = parse_qs(scope["query_string"].decode())["to"][0]
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": int(path[10:]),
+                    "headers": [(b"location", target.encode()), (b"content-length", b"9")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"redirect!"})
+            return
+        if path.startswith("/chain/"):  # /chain/<code>/<n>: n more redirects, then /echo
+            code, _, left = path[7:].partition("/")
+            if left == "loop":
+                location = path  # itself, for ever
+            else:
+                location = f"/chain/{code}/{int(left) - 1}" if int(left) > 0 else "/echo"
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": int(code),
+                    "headers": [(b"location", location.encode()), (b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if path.startswith("/set-cookie"):  # each ?c=<Set-Cookie value> becomes a Set-Cookie field
+            from urllib.parse import parse_qs
+
+            values = parse_qs(scope["query_string"].decode()).get("c", [])
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"set-cookie", v.encode()) for v in values]
+                    + [(b"content-length", b"2")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"ok"})
+            return
         if path == "/multipart":
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             parts = parse_multipart(headers.get("content-type", ""), body)
@@ -136,7 +181,7 @@ class App:
             for _ in range(10 * 1024 // 64):
                 await send({"type": "http.response.body", "body": block * 64, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
-        elif path == "/echo":
+        elif path == "/echo" or path.startswith("/echo/"):
             payload = {
                 "method": scope["method"],
                 "path": path,
