@@ -104,7 +104,7 @@ class Client:
                 raise _not_yet(name, issue)
         self.http2 = http2
         self.happy_eyeballs_delay = happy_eyeballs_delay
-        self.follow_redirects = follow_redirects
+        self._follow_redirects = follow_redirects
         self.max_redirects = max_redirects
         self.auth = auth
         self.event_hooks = event_hooks
@@ -167,6 +167,30 @@ class Client:
 
     # -- redirects, auth, cookies and hooks -----------------------------------------------
 
+    def _update_plain(self) -> None:
+        """No redirects and no auth configured (hooks are lists users append to: checked apart)."""
+        self._plain = not (
+            getattr(self, "_follow_redirects", False) or getattr(self, "_auth", None) is not None
+        )
+
+    @property
+    def follow_redirects(self) -> bool:
+        return self._follow_redirects
+
+    @follow_redirects.setter
+    def follow_redirects(self, value: bool) -> None:
+        self._follow_redirects = value
+        self._update_plain()
+
+    @property
+    def cookies(self) -> Cookies:
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, value: CookiesInput) -> None:
+        self._cookies = value if isinstance(value, Cookies) else Cookies(value)
+        self._jar = self._cookies.jar
+
     @property
     def auth(self) -> Auth | None:
         return self._auth
@@ -174,6 +198,7 @@ class Client:
     @auth.setter
     def auth(self, value: Any) -> None:
         self._auth = to_auth(value)
+        self._update_plain()
 
     @property
     def event_hooks(self) -> dict[str, list[Callable[..., Any]]]:
@@ -262,6 +287,29 @@ class Client:
         """
         if self._closed:
             raise PoolClosed("the client has been closed")
+        if self._plain and follow_redirects is _UNSET and auth is _UNSET:
+            # Nothing but the transport (and a look for Set-Cookie): no extra coroutine.
+            url = request.url
+            if (
+                not self._jar._cookies  # type: ignore[attr-defined]
+                and not self._request_hooks
+                and not self._response_hooks
+                and not (url.username or url.password)
+            ):
+                response = await self._transport.handle_async_request(request)
+                if self._limits is not None:
+                    response.limits = self._limits
+                raw = response._raw_headers
+                if isinstance(raw, list):
+                    for name, _ in raw:
+                        if len(name) == 10 and name.lower() == b"set-cookie":
+                            self.cookies.extract(response, request, set_cookie_values(response))
+                            break
+                else:
+                    values = set_cookie_values(response)
+                    if values:
+                        self.cookies.extract(response, request, values)
+                return response
         follow = self.follow_redirects if follow_redirects is _UNSET else follow_redirects
         flow = self._auth if auth is _UNSET else to_auth(auth)
         if flow is None and (request.url.username or request.url.password):

@@ -240,3 +240,16 @@ async def test_a_hook_exception_propagates(hypercorn: HypercornServer) -> None:
         assert (await client.get(f"{hypercorn.url}/status/500")).status_code == 500
     with pytest.raises(ValueError):
         hyperhttp.Client(event_hooks={"requests": []})
+
+
+async def test_settings_changed_after_construction_take_effect(hypercorn: HypercornServer) -> None:
+    calls: list[str] = []
+    async with hyperhttp.Client() as client:
+        client.event_hooks["request"].append(lambda request: calls.append(request.method))
+        client.follow_redirects = True
+        response = await client.get(redirect(hypercorn.url, 302, "/echo"))
+        assert response.status_code == 200 and calls == ["GET", "GET"]
+        client.follow_redirects = False
+        client.auth = ("user", "pass")
+        echoed = await echo(await client.get(f"{hypercorn.url}/echo"))
+        assert header(echoed, "authorization") == "Basic dXNlcjpwYXNz"
