@@ -218,27 +218,42 @@ class Client:
         return self._base_url
 
     # -- the verbs ------------------------------------------------------------------------
+    # Without keyword arguments a verb builds and sends itself: one coroutine fewer per request.
 
     async def get(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("GET", url, **kwargs)
+        if kwargs:
+            return await self.request("GET", url, **kwargs)
+        return await self.send(self.build_request("GET", url))
 
     async def head(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("HEAD", url, **kwargs)
+        if kwargs:
+            return await self.request("HEAD", url, **kwargs)
+        return await self.send(self.build_request("HEAD", url))
 
     async def options(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("OPTIONS", url, **kwargs)
+        if kwargs:
+            return await self.request("OPTIONS", url, **kwargs)
+        return await self.send(self.build_request("OPTIONS", url))
 
     async def delete(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("DELETE", url, **kwargs)
+        if kwargs:
+            return await self.request("DELETE", url, **kwargs)
+        return await self.send(self.build_request("DELETE", url))
 
     async def post(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("POST", url, **kwargs)
+        if kwargs:
+            return await self.request("POST", url, **kwargs)
+        return await self.send(self.build_request("POST", url))
 
     async def put(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("PUT", url, **kwargs)
+        if kwargs:
+            return await self.request("PUT", url, **kwargs)
+        return await self.send(self.build_request("PUT", url))
 
     async def patch(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("PATCH", url, **kwargs)
+        if kwargs:
+            return await self.request("PATCH", url, **kwargs)
+        return await self.send(self.build_request("PATCH", url))
 
     async def stream(self, method: str, url: str | URL, **kwargs: Any) -> Response:
         """Same as ``request``: every response's body is lazy; use it with ``async with``."""
