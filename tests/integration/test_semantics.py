@@ -253,3 +253,17 @@ async def test_settings_changed_after_construction_take_effect(hypercorn: Hyperc
         client.auth = ("user", "pass")
         echoed = await echo(await client.get(f"{hypercorn.url}/echo"))
         assert header(echoed, "authorization") == "Basic dXNlcjpwYXNz"
+
+
+async def test_a_downgrade_to_http_drops_credentials(
+    hypercorn_tls: HypercornServer, hypercorn: HypercornServer, certs: object
+) -> None:
+    secure = f"https://localhost:{hypercorn_tls.port}"
+    plain = f"http://localhost:{hypercorn.port}/echo"
+    secret = {"Authorization": "Bearer secret", "Proxy-Authorization": "Basic eDp5"}
+    async with hyperhttp.Client(verify=certs.ca_path, follow_redirects=True) as client:  # type: ignore[attr-defined]
+        response = await client.get(redirect(secure, 302, plain), headers=secret)
+        echoed = await echo(response)
+    assert str(response.history[0].url).startswith("https://")
+    assert header(echoed, "authorization") is None
+    assert header(echoed, "proxy-authorization") is None
