@@ -24,25 +24,8 @@ if "sha512_256" in hashlib.algorithms_available:
 async def send_with_auth(
     client: hyperhttp.Client, request: hyperhttp.Request, auth: Auth
 ) -> hyperhttp.Response:
-    """The Client's auth loop, in miniature."""
-    flow = auth.async_auth_flow(request)
-    try:
-        request = await flow.__anext__()
-        response = await client.send(request)
-        while True:
-            if auth.requires_response_body:
-                await response.aread()
-            try:
-                request = await flow.asend(response)
-            except StopAsyncIteration:
-                return response
-            except BaseException:
-                await response.aclose()
-                raise
-            await response.aclose()
-            response = await client.send(request)
-    finally:
-        await flow.aclose()
+    """Through the Client's own auth pipeline."""
+    return await client.send(request, auth=auth)
 
 
 async def fetch(
