@@ -1,7 +1,6 @@
 """Auth flows against a server that checks the credentials itself (tests/servers/auth_app.py).
 
-The flows are driven here as the Client drives them: send what the flow yields, hand it the
-response, close the previous response, return the last one.
+The flows run through the Client's own pipeline (``client.send(request, auth=...)``).
 """
 
 from __future__ import annotations
