@@ -17,6 +17,7 @@ again, its refresh goes to a fresh c-ares channel, which has nothing cached; a c
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
@@ -109,15 +110,14 @@ class CachingResolver:
         if future is None:
             future = asyncio.ensure_future(self._fill(key, fresh))
             self._inflight[key] = future
-            future.add_done_callback(self._settled)
+            future.add_done_callback(functools.partial(self._settled, key))
         # Shielded: a caller that gives up (its connect timeout) leaves the query to the others.
         addresses = await asyncio.shield(future)
         return [(family, (ip, port)) for family, ip in addresses]
 
-    def _settled(self, future: asyncio.Future[Any]) -> None:
-        for key, pending in list(self._inflight.items()):
-            if pending is future:
-                del self._inflight[key]
+    def _settled(self, key: str, future: asyncio.Future[Any]) -> None:
+        if self._inflight.get(key) is future:
+            del self._inflight[key]
         if not future.cancelled():
             future.exception()  # retrieved here, so no "never retrieved" warning if all gave up
 
