@@ -35,6 +35,13 @@ _RECEIVE_BUFFER = 256 * 1024
 # Methods that can be replayed after the stale keep-alive race (RFC 9110 section 9.2.2).
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _GRANT = object()  # a waiter's result meaning "capacity is reserved for you: connect"
+_ORIGIN_LIMIT = 1024  # origin records kept before idle ones are pruned
+
+
+def _is_empty(origin: _Origin) -> bool:
+    return not (
+        origin.connections or origin.idle or origin.connecting or origin.waiting or origin.waiters
+    )
 
 
 class _Origin:
@@ -113,6 +120,7 @@ class ConnectionPool(Transport):
         )  # a resolver passed in may be shared: not ours to close
         self._ssl_context = ssl_context
         self._origins: dict[tuple[str, str, int], _Origin] = {}
+        self._origin_limit = _ORIGIN_LIMIT
         self._total = 0  # open and opening connections, across origins
         # Origins with queued waiters; freed capacity goes to the oldest head among them.
         self._waiting_origins: set[_Origin] = set()
@@ -133,7 +141,7 @@ class ConnectionPool(Transport):
         url = request.url
         origin = self._origins.get(url.origin)
         if origin is None:
-            origin = self._origins[url.origin] = _Origin(url)
+            origin = self._new_origin(url)
         started = perf_counter()
         timeout = request.timeout
         method = request.method
@@ -142,7 +150,9 @@ class ConnectionPool(Transport):
         retried = False
         fresh = False
         # Each pass either returns, raises, or used up one dead connection; the bound is a guard.
-        for _ in range(self.max_connections + 3):
+        for attempt in range(self.max_connections + 3):
+            if attempt:  # after an await: the record may have been pruned meanwhile
+                origin = self._origins.get(url.origin) or self._new_origin(url)
             connection = None if fresh else self._take_idle(origin)
             if connection is None:
                 connection = await self._acquire(origin, timeout.pool, timeout.connect)
@@ -213,6 +223,21 @@ class ConnectionPool(Transport):
                 "requests": origin.requests,
             }
         return stats
+
+    # -- origin records -----------------------------------------------------------------------
+
+    def _new_origin(self, url: URL) -> _Origin:
+        """A record for a new origin. A crawler meets millions: past ``_origin_limit`` records the
+        ones with nothing open, opening or waiting are dropped (their stats with them), and the
+        limit doubles if most records are still busy, so the pruning stays amortised O(1)."""
+        origins = self._origins
+        if len(origins) >= self._origin_limit:
+            for key in [k for k, o in origins.items() if _is_empty(o)]:
+                del origins[key]
+            if len(origins) > self._origin_limit // 2:
+                self._origin_limit *= 2
+        origin = origins[url.origin] = _Origin(url)
+        return origin
 
     # -- acquiring ----------------------------------------------------------------------------
 

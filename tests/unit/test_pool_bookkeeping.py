@@ -207,3 +207,30 @@ async def test_sustained_overload_leaves_no_waiter_records_behind(
     await asyncio.gather(*tasks)
     assert len(net.connections) == 2
     assert _waiter_records() == 0
+
+
+async def test_records_of_many_origins_are_pruned_when_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A crawler's thousands of hosts must not leave a record each behind for ever."""
+    net = FakeNetwork(monkeypatch)
+    pool = ConnectionPool(max_connections=10)
+    pool._origin_limit = 8
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+    busy = asyncio.ensure_future(
+        pool.handle_async_request(hyperhttp.Request("GET", "http://busy.test/"))
+    )
+    await _settle()
+    for n in range(40):
+        task = asyncio.ensure_future(
+            pool.handle_async_request(hyperhttp.Request("GET", f"http://host{n}.test/"))
+        )
+        await _settle()
+        net.respond(net.connections[-1], closing)
+        response = await task
+        await response.aread()
+        await _settle()  # the closed connection's socket is gone: its record is empty now
+        assert len(pool._origins) <= 8
+    assert ("http", "busy.test", 80) in pool._origins  # a record in use is never dropped
+    net.respond(net.connections[0])
+    await busy
