@@ -3,10 +3,10 @@
 ``Resolver`` is the interface the pool uses; plug in any object with an async ``resolve``.
 ``CachingResolver`` holds the policy (cache bounded in entries, record TTL capped by ``max_ttl``,
 NXDOMAIN/no-data remembered for ``negative_ttl``, concurrent lookups of one name sharing one query,
-IP literals never resolved) and leaves the lookup itself to a subclass. ``AiodnsResolver`` looks names
-up with c-ares: no thread pool, /etc/hosts honoured by c-ares itself (with TTL 0, so hosts-file
-answers are re-read rather than cached), and the addresses sorted by RFC 6724 destination
-selection, which Happy Eyeballs then interleaves by family.
+IP literals never resolved, names in the hosts file answered from it, in its order) and leaves
+the lookup itself to a subclass. ``AiodnsResolver`` looks names up with c-ares: no thread pool, and
+the addresses sorted by RFC 6724 destination selection, which Happy Eyeballs then interleaves by
+family.
 
 c-ares keeps a query cache of its own (record TTLs up to an hour) that pycares cannot switch off.
 So that an expired entry here (by its TTL, the ``max_ttl`` cap or the negative TTL) is really asked
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import os
 import socket
 import time
 from collections import OrderedDict
@@ -26,7 +27,14 @@ from typing import Any, Callable, Protocol
 
 from ..exceptions import DNSError
 
-__all__ = ["Resolver", "CachingResolver", "AiodnsResolver", "Address", "literal_address"]
+__all__ = [
+    "Resolver",
+    "CachingResolver",
+    "AiodnsResolver",
+    "HostsFile",
+    "Address",
+    "literal_address",
+]
 
 Address = tuple[int, tuple[str, int]]  # (family, (ip, port))
 
@@ -47,6 +55,53 @@ def literal_address(host: str, port: int) -> list[Address] | None:
         return None
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
     return [(family, (host, port))]
+
+
+class HostsFile:
+    """Names from a hosts file (``/etc/hosts``), read again when it changes (its mtime is looked
+    at no more than once a second). Unreadable or missing: no names."""
+
+    def __init__(self, path: str = "/etc/hosts", clock: Callable[[], float] = time.monotonic):
+        self.path = path
+        self._clock = clock
+        self._checked: float | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._names: dict[str, list[tuple[int, str]]] = {}
+
+    def lookup(self, name: str) -> list[tuple[int, str]] | None:
+        now = self._clock()
+        if self._checked is None or now - self._checked >= 1.0:
+            self._checked = now
+            self._reload()
+        return self._names.get(name)
+
+    def _reload(self) -> None:
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            self._stamp, self._names = None, {}
+            return
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self._stamp:
+            return
+        names: dict[str, list[tuple[int, str]]] = {}
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as lines:
+                for line in lines:
+                    fields = line.split("#", 1)[0].split()
+                    if len(fields) < 2:
+                        continue
+                    literal = literal_address(fields[0].split("%", 1)[0], 0)
+                    if literal is None:
+                        continue
+                    entry = (literal[0][0], literal[0][1][0])
+                    for alias in fields[1:]:
+                        found = names.setdefault(alias.lower().rstrip("."), [])
+                        if entry not in found:
+                            found.append(entry)
+        except OSError:
+            return
+        self._stamp, self._names = stamp, names
 
 
 class _Entry:
@@ -74,6 +129,7 @@ class CachingResolver:
         max_ttl: float = 300.0,
         negative_ttl: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        hosts_file: str | None = "/etc/hosts",
     ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
@@ -84,6 +140,7 @@ class CachingResolver:
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[list[tuple[int, str]]]] = {}
         self.lookups = 0  # lookups that reached ``lookup`` (cache misses after coalescing)
+        self._hosts = HostsFile(hosts_file, clock) if hosts_file else None
 
     async def lookup(self, host: str, fresh: bool) -> tuple[list[tuple[int, str]], float]:
         raise NotImplementedError
@@ -95,6 +152,11 @@ class CachingResolver:
         key = host.lower().rstrip(".")
         if not key:
             raise DNSError("cannot resolve an empty host name")
+        hosts = self._hosts
+        if hosts is not None:
+            listed = hosts.lookup(key)
+            if listed is not None:
+                return [(family, (ip, port)) for family, ip in listed]
         cache = self._cache
         entry = cache.get(key)
         fresh = False
@@ -172,9 +234,14 @@ class AiodnsResolver(CachingResolver):
         max_ttl: float = 300.0,
         negative_ttl: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        hosts_file: str | None = "/etc/hosts",
     ) -> None:
         super().__init__(
-            max_entries=max_entries, max_ttl=max_ttl, negative_ttl=negative_ttl, clock=clock
+            max_entries=max_entries,
+            max_ttl=max_ttl,
+            negative_ttl=negative_ttl,
+            clock=clock,
+            hosts_file=hosts_file,
         )
         self._nameservers = nameservers
         self._options: dict[str, Any] = {}

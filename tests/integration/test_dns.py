@@ -7,6 +7,7 @@ ever goes through the system's hosts file; every other name is answered by the t
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import socket
 
 import pytest
@@ -214,5 +215,30 @@ async def test_a_name_without_addresses_is_cached_as_negative(dns_server: DNSSer
                 await resolver.resolve("mailonly.test", 80)
         assert dns_server.count("mailonly.test", "A") == 1
         assert resolver.lookups == 1
+    finally:
+        resolver.close()
+
+
+async def test_names_in_the_hosts_file_need_no_query(
+    dns_server: DNSServer, tmp_path: pathlib.Path
+) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text(
+        "# a comment\n10.9.8.7   listed.test other.test  # trailing\n::1 listed.test\n"
+    )
+    clock = Clock()
+    resolver = resolver_for(dns_server, clock, hosts_file=str(hosts))
+    try:
+        assert await resolver.resolve("Listed.Test", 80) == [
+            (socket.AF_INET, ("10.9.8.7", 80)),
+            (socket.AF_INET6, ("::1", 80)),
+        ]
+        assert await resolver.resolve("other.test", 80) == [(socket.AF_INET, ("10.9.8.7", 80))]
+        hosts.write_text("10.1.1.1 listed.test\n")
+        clock.now += 1.5  # the file is looked at again at most once a second
+        assert await resolver.resolve("listed.test", 80) == [(socket.AF_INET, ("10.1.1.1", 80))]
+        assert sum(dns_server.queries.values()) == 0 and resolver.lookups == 0
+        dns_server.set("unlisted.test", "10.2.2.2")
+        assert await resolver.resolve("unlisted.test", 80) == [(socket.AF_INET, ("10.2.2.2", 80))]
     finally:
         resolver.close()

@@ -7,6 +7,7 @@ the kernel drops the SYN, as a black-holed address would.
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import socket
 from collections.abc import Iterator
 
@@ -68,27 +69,25 @@ async def test_second_family_wins_after_the_delay_when_the_first_hangs(
     assert await no_attempt_left(black_hole.port), "the losing IPv6 connect was not closed"
 
 
-async def test_localhost_races_its_ipv6_and_ipv4_addresses(
-    hypercorn: HypercornServer, hanging: list[HangingListener]
+async def test_a_dual_stack_name_from_the_hosts_file_races_its_families(
+    hypercorn: HypercornServer, hanging: list[HangingListener], tmp_path: pathlib.Path
 ) -> None:
-    """Through the real resolver: localhost is ::1 first, which hangs; 127.0.0.1 answers."""
-    resolver = AiodnsResolver()
-    addresses = await resolver.resolve("localhost", hypercorn.port)
-    if not addresses or addresses[0][0] != V6:
-        resolver.close()
-        pytest.skip(f"localhost does not resolve to ::1 first here: {addresses}")
+    """Through the real resolver: the name is ::1 first (which hangs), then 127.0.0.1."""
     try:
         black_hole = HangingListener("::1", hypercorn.port)
     except OSError as exc:
-        resolver.close()
         pytest.skip(f"cannot listen on [::1]:{hypercorn.port}: {exc}")
     hanging.append(black_hole)
+    hosts = tmp_path / "hosts"
+    hosts.write_text("::1 dual.test\n127.0.0.1 dual.test\n")
+    resolver = AiodnsResolver(hosts_file=str(hosts))
+    assert [family for family, _ in await resolver.resolve("dual.test", 80)] == [V6, V4]
     loop = asyncio.get_running_loop()
     async with hyperhttp.Client(
         resolver=resolver, happy_eyeballs_delay=0.2, connect_timeout=5.0
     ) as client:
         started = loop.time()
-        response = await client.get(f"http://localhost:{hypercorn.port}/bytes/4")
+        response = await client.get(f"http://dual.test:{hypercorn.port}/bytes/4")
         elapsed = loop.time() - started
         assert response.status_code == 200
         assert await response.aread() == pattern(4)
