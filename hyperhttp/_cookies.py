@@ -24,8 +24,29 @@ __all__ = ["Cookies", "CookiesInput"]
 CookiesInput = Union["Cookies", Mapping[str, str], Sequence[tuple[str, str]], None]
 
 
+def _host_of(request: Any) -> str:
+    return str(getattr(request, "origin_req_host", "")).lower()
+
+
+class _Policy(http.cookiejar.DefaultCookiePolicy):
+    """The standard policy, plus RFC 6265 5.1.3's "identical" case for a host without a dot:
+    ``Domain=localhost`` set by localhost is stored as ``.localhost``, which the standard policy
+    then never sends back to localhost itself."""
+
+    def domain_return_ok(self, domain: str, request: Any) -> bool:
+        if domain.startswith(".") and _host_of(request) == domain[1:]:
+            return True
+        return super().domain_return_ok(domain, request)
+
+    def return_ok_domain(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        domain = cookie.domain
+        if domain.startswith(".") and _host_of(request) == domain[1:]:
+            return True
+        return super().return_ok_domain(cookie, request)
+
+
 def _policy() -> http.cookiejar.DefaultCookiePolicy:
-    policy = http.cookiejar.DefaultCookiePolicy()
+    policy = _Policy()
     # RFC 6265 5.3 step 6: no Domain attribute means host-only.
     policy.strict_ns_domain = http.cookiejar.DefaultCookiePolicy.DomainStrictNonDomain
     return policy

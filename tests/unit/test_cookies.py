@@ -71,3 +71,11 @@ def test_the_dict_like_interface() -> None:
     assert cookies.items() == [("a", "one")]
     cookies.clear()
     assert not cookies and sent(cookies, "http://any.test/") is None
+
+
+def test_a_dotless_host_gets_its_own_domain_cookies_back() -> None:
+    cookies = Cookies()
+    store(cookies, "http://localhost:8080/", "hostonly=1", "domain=2; Domain=localhost")
+    value = sent(cookies, "http://localhost:8080/x")
+    assert value is not None and sorted(value.split("; ")) == ["domain=2", "hostonly=1"]
+    assert sent(cookies, "http://127.0.0.1:8080/x") is None
