@@ -22,6 +22,18 @@ from tests.servers.hypercorn_app import HypercornServer, pattern
 V4, V6 = socket.AF_INET, socket.AF_INET6
 
 
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(V6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback (::1) here")
+
+
 class StaticResolver:
     """Answers every name with the addresses given, in that order (ports included)."""
 
