@@ -46,6 +46,7 @@ from nginx import (
     _wait_accepting,
     nginx_binary,
     start_server,
+    terminate,
     write_random,
 )
 
@@ -118,14 +119,7 @@ def start_sink() -> tuple[str, Callable[[], None]]:
     )
     _wait_accepting(port, process)
 
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-    return f"http://127.0.0.1:{port}", stop
+    return f"http://127.0.0.1:{port}", lambda: terminate(process)
 
 
 def _available(lib: str) -> bool:

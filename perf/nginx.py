@@ -155,6 +155,15 @@ def _server_cpu() -> list[str]:
     return []
 
 
+def terminate(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server process: politely, then firmly after 5 s."""
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def _wait_accepting(port: int, process: subprocess.Popen[bytes]) -> None:
     for _ in range(1000):  # bounded: 10 s
         if process.poll() is not None:
@@ -267,11 +276,7 @@ def start_server(
         _wait_accepting(tls_port, process)
 
     def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        terminate(process)
         shutil.rmtree(root, ignore_errors=True)
 
     return Server(

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs, unquote_to_bytes
 
+from tests.servers.hypercorn_app import serve_lifespan
+
 __all__ = ["AuthApp", "USERS", "REALM"]
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -70,13 +72,8 @@ class AuthApp:
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send)
+            return
         body = bytearray()
         while True:
             message = await receive()

@@ -31,7 +31,7 @@ from typing import Any, Awaitable, Callable
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-__all__ = ["HypercornServer", "pattern"]
+__all__ = ["HypercornServer", "pattern", "serve_lifespan"]
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -45,19 +45,25 @@ def pattern(size: int) -> bytes:
 TEXT = "héllo wörld €"
 
 
+async def serve_lifespan(receive: Receive, send: Send) -> None:
+    """Answer hypercorn's startup and shutdown messages (ASGI lifespan)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 class App:
     def __init__(self) -> None:
         self.clients: set[tuple[str, int]] = set()
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send)
+            return
         client = scope.get("client")
         if client:
             self.clients.add(tuple(client))  # type: ignore[arg-type]
