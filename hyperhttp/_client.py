@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import ssl
-from typing import Any, AsyncIterable, Callable, Iterable, Mapping
+from typing import Any, AsyncIterable, Callable, Coroutine, Iterable, Mapping
 from urllib.parse import urlencode
 
 from ._auth import Auth, to_auth, url_auth
@@ -27,16 +27,14 @@ from ._models import (
     method_bytes,
 )
 from ._multipart import MultipartEncoder, stream_for
+from ._redirects import discard, redirect_request
 from ._timeout import Timeout, TimeoutTypes, to_timeout
 from ._transport import Transport
 from ._url import URL, QueryParams
 from ._version import __version__
 from .exceptions import (
-    HyperHTTPError,
     InvalidURL,
     PoolClosed,
-    RemoteProtocolError,
-    StreamConsumed,
     TooManyRedirects,
 )
 from .net.dns import Resolver
@@ -53,6 +51,19 @@ _JSON = b"Content-Type: application/json\r\n"
 
 def _not_yet(name: str, issue: str) -> NotImplementedError:
     return NotImplementedError(f"{name} is not implemented yet ({issue})")
+
+
+def _verb(method: str) -> Callable[..., Coroutine[Any, Any, Response]]:
+    """``Client.get`` and its siblings: ``request(method, url, **kwargs)``."""
+
+    async def verb(self: Client, url: str | URL, **kwargs: Any) -> Response:
+        if kwargs:
+            return await self.request(method, url, **kwargs)
+        return await self.send(self.build_request(method, url))
+
+    verb.__name__ = verb.__qualname__ = method.lower()
+    verb.__doc__ = f"Send a {method} request; keyword arguments as for ``request``."
+    return verb
 
 
 class Client:
@@ -104,7 +115,7 @@ class Client:
                 raise _not_yet(name, issue)
         self.http2 = http2
         self.happy_eyeballs_delay = happy_eyeballs_delay
-        self._follow_redirects = follow_redirects
+        self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
         self.auth = auth
         self.event_hooks = event_hooks
@@ -167,21 +178,6 @@ class Client:
 
     # -- redirects, auth, cookies and hooks -----------------------------------------------
 
-    def _update_plain(self) -> None:
-        """No redirects and no auth configured (hooks are lists users append to: checked apart)."""
-        self._plain = not (
-            getattr(self, "_follow_redirects", False) or getattr(self, "_auth", None) is not None
-        )
-
-    @property
-    def follow_redirects(self) -> bool:
-        return self._follow_redirects
-
-    @follow_redirects.setter
-    def follow_redirects(self, value: bool) -> None:
-        self._follow_redirects = value
-        self._update_plain()
-
     @property
     def cookies(self) -> Cookies:
         return self._cookies
@@ -198,7 +194,6 @@ class Client:
     @auth.setter
     def auth(self, value: Any) -> None:
         self._auth = to_auth(value)
-        self._update_plain()
 
     @property
     def event_hooks(self) -> dict[str, list[Callable[..., Any]]]:
@@ -220,40 +215,13 @@ class Client:
     # -- the verbs ------------------------------------------------------------------------
     # Without keyword arguments a verb builds and sends itself: one coroutine fewer per request.
 
-    async def get(self, url: str | URL, **kwargs: Any) -> Response:
-        if kwargs:
-            return await self.request("GET", url, **kwargs)
-        return await self.send(self.build_request("GET", url))
-
-    async def head(self, url: str | URL, **kwargs: Any) -> Response:
-        if kwargs:
-            return await self.request("HEAD", url, **kwargs)
-        return await self.send(self.build_request("HEAD", url))
-
-    async def options(self, url: str | URL, **kwargs: Any) -> Response:
-        if kwargs:
-            return await self.request("OPTIONS", url, **kwargs)
-        return await self.send(self.build_request("OPTIONS", url))
-
-    async def delete(self, url: str | URL, **kwargs: Any) -> Response:
-        if kwargs:
-            return await self.request("DELETE", url, **kwargs)
-        return await self.send(self.build_request("DELETE", url))
-
-    async def post(self, url: str | URL, **kwargs: Any) -> Response:
-        if kwargs:
-            return await self.request("POST", url, **kwargs)
-        return await self.send(self.build_request("POST", url))
-
-    async def put(self, url: str | URL, **kwargs: Any) -> Response:
-        if kwargs:
-            return await self.request("PUT", url, **kwargs)
-        return await self.send(self.build_request("PUT", url))
-
-    async def patch(self, url: str | URL, **kwargs: Any) -> Response:
-        if kwargs:
-            return await self.request("PATCH", url, **kwargs)
-        return await self.send(self.build_request("PATCH", url))
+    get = _verb("GET")
+    head = _verb("HEAD")
+    options = _verb("OPTIONS")
+    delete = _verb("DELETE")
+    post = _verb("POST")
+    put = _verb("PUT")
+    patch = _verb("PATCH")
 
     async def stream(self, method: str, url: str | URL, **kwargs: Any) -> Response:
         """Same as ``request``: every response's body is lazy; use it with ``async with``."""
@@ -302,33 +270,29 @@ class Client:
         """
         if self._closed:
             raise PoolClosed("the client has been closed")
-        if self._plain and follow_redirects is _UNSET and auth is _UNSET:
+        url = request.url
+        if (
+            follow_redirects is _UNSET
+            and auth is _UNSET
+            and not self.follow_redirects
+            and self._auth is None
+            and not self._jar._cookies  # type: ignore[attr-defined]
+            and not self._request_hooks
+            and not self._response_hooks
+            and not (url.username or url.password)
+        ):
             # Nothing but the transport (and a look for Set-Cookie): no extra coroutine.
-            url = request.url
-            if (
-                not self._jar._cookies  # type: ignore[attr-defined]
-                and not self._request_hooks
-                and not self._response_hooks
-                and not (url.username or url.password)
-            ):
-                response = await self._transport.handle_async_request(request)
-                if self._limits is not None:
-                    response.limits = self._limits
-                raw = response._raw_headers
-                if isinstance(raw, list):
-                    for name, _ in raw:
-                        if len(name) == 10 and name.lower() == b"set-cookie":
-                            self.cookies.extract(response, request, set_cookie_values(response))
-                            break
-                else:
-                    values = set_cookie_values(response)
-                    if values:
-                        self.cookies.extract(response, request, values)
-                return response
+            response = await self._transport.handle_async_request(request)
+            if self._limits is not None:
+                response.limits = self._limits
+            values = set_cookie_values(response)
+            if values:
+                self._cookies.extract(response, request, values)
+            return response
         follow = self.follow_redirects if follow_redirects is _UNSET else follow_redirects
         flow = self._auth if auth is _UNSET else to_auth(auth)
-        if flow is None and (request.url.username or request.url.password):
-            flow = url_auth(request.url)
+        if flow is None and (url.username or url.password):
+            flow = url_auth(url)
         if follow:
             return await self._send_following(request, flow)
         if flow is not None:
@@ -338,17 +302,16 @@ class Client:
     async def _send_once(self, request: Request) -> Response:
         """One network attempt: cookies from the jar, request hooks, transport, Set-Cookie,
         response hooks."""
-        cookies = self.cookies
-        if cookies.jar._cookies:  # type: ignore[attr-defined]
-            value = cookies.header_for(request)
-            if value:
-                headers = request.headers
-                explicit = headers.get("cookie")
-                if explicit:  # the request's own cookies win over the jar's of the same name
-                    names = {pair.split("=", 1)[0].strip() for pair in explicit.split(";")}
-                    kept = [p for p in value.split("; ") if p.split("=", 1)[0] not in names]
-                    value = "; ".join([*kept, explicit])
-                headers["Cookie"] = value
+        cookies = self._cookies
+        value = cookies.header_for(request)
+        if value:
+            headers = request.headers
+            explicit = headers.get("cookie")
+            if explicit:  # the request's own cookies win over the jar's of the same name
+                names = {pair.split("=", 1)[0].strip() for pair in explicit.split(";")}
+                kept = [p for p in value.split("; ") if p.split("=", 1)[0] not in names]
+                value = "; ".join([*kept, explicit])
+            headers["Cookie"] = value
         if self._request_hooks:
             for hook in self._request_hooks:
                 result = hook(request)
@@ -386,7 +349,7 @@ class Client:
                 except BaseException:
                     await response.aclose()
                     raise
-                await _discard(response)
+                await discard(response)
         finally:
             await flow.aclose()
 
@@ -410,10 +373,10 @@ class Client:
                 raise TooManyRedirects(
                     f"more than {self.max_redirects} redirects, the last to {location!r}"
                 )
-            await _discard(response)
+            await discard(response)
             response.history = list(history)
             history.append(response)
-            request = _redirect_request(request, response, location, user_cookie)
+            request = redirect_request(request, response, location, user_cookie)
 
     def build_request(
         self,
@@ -590,60 +553,6 @@ class Client:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-async def _discard(response: Response) -> None:
-    """Done with a response the user will not see (a redirect, an auth challenge): a small body
-    is read so its connection can be reused; a large or unknown one is dropped with it."""
-    length = response.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) <= 65536:
-        try:
-            await response.aread()
-            return
-        except HyperHTTPError:
-            pass
-    await response.aclose()
-
-
-def _redirect_request(
-    request: Request, response: Response, location: str, user_cookie: str | None
-) -> Request:
-    """The next hop (RFC 9110 section 15.4)."""
-    try:
-        url = request.url.join(location)
-    except InvalidURL as exc:
-        raise RemoteProtocolError(f"redirect to an invalid Location {location!r}: {exc}") from None
-    if url.scheme not in ("http", "https"):
-        raise RemoteProtocolError(f"redirect to an unsupported URL {location!r}")
-    status = response.status_code
-    method = request.method
-    if (status == 303 and method != "HEAD") or (
-        status in (301, 302) and method not in ("GET", "HEAD")
-    ):
-        method = "GET"  # and the body is dropped; 307 and 308 keep both
-    headers = Headers(request.headers)
-    headers.pop("host", None)
-    content: Any = None
-    if method != request.method:
-        for name in ("content-length", "content-type", "transfer-encoding"):
-            headers.pop(name, None)
-    else:
-        content = request.content if request.content is not None else request.stream
-        if request.stream is not None and not request.replayable:
-            raise StreamConsumed(
-                f"cannot follow the {status} redirect to {url}: the request body was a stream "
-                "that cannot be sent again (pass bytes, a file path or a seekable file instead)"
-            )
-    old_scheme, old_host, old_port = request.url.origin
-    new_scheme, new_host, new_port = url.origin
-    upgrade = (old_scheme, new_scheme, old_port, new_port) == ("http", "https", 80, 443)
-    headers.pop("cookie", None)
-    if url.origin != request.url.origin and not (upgrade and old_host == new_host):
-        for name in ("authorization", "proxy-authorization"):
-            headers.pop(name, None)
-    elif user_cookie:
-        headers["Cookie"] = user_cookie
-    return Request(method, url, headers=headers, content=content, timeout=request.timeout)
 
 
 def _cookie_header(cookies: Mapping[str, str]) -> str:
