@@ -24,6 +24,7 @@ except AttributeError:  # pragma: no cover - brotlicffi and the like
 
 __all__ = [
     "ContentDecoder",
+    "BodyLimits",
     "decoder_for",
     "accept_encoding",
     "TextDecoder",
@@ -277,6 +278,64 @@ if brotli is not None:
     _DECODERS["br"] = BrotliDecoder
 if zstandard is not None:
     _DECODERS["zstd"] = ZstdDecoder
+
+
+class BodyLimits:
+    """Caps on a response body, enforced as it is read (the Client's ``max_*`` options).
+
+    ``max_response_size``: bytes on the wire (ResponseTooLarge; a Content-Length over it fails
+    before any byte is read). ``max_decompressed_size``: bytes after content decoding, and
+    ``max_decompression_ratio``: decoded bytes per wire byte once more than
+    ``ratio_floor`` bytes were decoded (both DecompressionError, before a bomb has expanded).
+    """
+
+    __slots__ = (
+        "max_response_size",
+        "max_decompressed_size",
+        "max_decompression_ratio",
+        "ratio_floor",
+        "checks_decoding",
+    )
+
+    def __init__(
+        self,
+        max_response_size: int | None = None,
+        max_decompressed_size: int | None = None,
+        max_decompression_ratio: float | None = None,
+        ratio_floor: int = 10 * 1024 * 1024,
+    ) -> None:
+        for name, value in (
+            ("max_response_size", max_response_size),
+            ("max_decompressed_size", max_decompressed_size),
+            ("max_decompression_ratio", max_decompression_ratio),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None")
+        self.max_response_size = max_response_size
+        self.max_decompressed_size = max_decompressed_size
+        self.max_decompression_ratio = max_decompression_ratio
+        self.ratio_floor = ratio_floor
+        self.checks_decoding = max_decompressed_size is not None or (
+            max_decompression_ratio is not None
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.max_response_size is not None or self.checks_decoding
+
+    def check(self, decoded: int, raw: int) -> None:
+        limit = self.max_decompressed_size
+        if limit is not None and decoded > limit:
+            raise DecompressionError(
+                f"the decoded body is larger than max_decompressed_size ({limit} bytes): "
+                "a decompression bomb?"
+            )
+        ratio = self.max_decompression_ratio
+        if ratio is not None and decoded > self.ratio_floor and decoded > ratio * max(raw, 1):
+            raise DecompressionError(
+                f"the body decodes to more than {ratio:g} times its size on the wire "
+                f"({decoded} bytes from {raw}): a decompression bomb? (max_decompression_ratio)"
+            )
 
 
 def accept_encoding() -> str:

@@ -15,6 +15,7 @@ from typing import Any, AsyncIterable, AsyncIterator, Iterable, Protocol, Sequen
 
 from ._compat import json_loads
 from ._decoders import (
+    BodyLimits,
     ByteChunker,
     ContentDecoder,
     LineDecoder,
@@ -27,7 +28,6 @@ from ._multipart import stream_for
 from ._timeout import Timeout
 from ._url import URL
 from .exceptions import (
-    DecompressionError,
     HTTPStatusError,
     LocalProtocolError,
     ResponseClosed,
@@ -262,64 +262,6 @@ class _ContentStream:
 
     def close(self) -> None:
         self._content = b""
-
-
-class BodyLimits:
-    """Caps on a response body, enforced as it is read (the Client's ``max_*`` options).
-
-    ``max_response_size``: bytes on the wire (ResponseTooLarge; a Content-Length over it fails
-    before any byte is read). ``max_decompressed_size``: bytes after content decoding, and
-    ``max_decompression_ratio``: decoded bytes per wire byte once more than
-    ``ratio_floor`` bytes were decoded (both DecompressionError, before a bomb has expanded).
-    """
-
-    __slots__ = (
-        "max_response_size",
-        "max_decompressed_size",
-        "max_decompression_ratio",
-        "ratio_floor",
-        "checks_decoding",
-    )
-
-    def __init__(
-        self,
-        max_response_size: int | None = None,
-        max_decompressed_size: int | None = None,
-        max_decompression_ratio: float | None = None,
-        ratio_floor: int = 10 * 1024 * 1024,
-    ) -> None:
-        for name, value in (
-            ("max_response_size", max_response_size),
-            ("max_decompressed_size", max_decompressed_size),
-            ("max_decompression_ratio", max_decompression_ratio),
-        ):
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None")
-        self.max_response_size = max_response_size
-        self.max_decompressed_size = max_decompressed_size
-        self.max_decompression_ratio = max_decompression_ratio
-        self.ratio_floor = ratio_floor
-        self.checks_decoding = max_decompressed_size is not None or (
-            max_decompression_ratio is not None
-        )
-
-    @property
-    def active(self) -> bool:
-        return self.max_response_size is not None or self.checks_decoding
-
-    def check(self, decoded: int, raw: int) -> None:
-        limit = self.max_decompressed_size
-        if limit is not None and decoded > limit:
-            raise DecompressionError(
-                f"the decoded body is larger than max_decompressed_size ({limit} bytes): "
-                "a decompression bomb?"
-            )
-        ratio = self.max_decompression_ratio
-        if ratio is not None and decoded > self.ratio_floor and decoded > ratio * max(raw, 1):
-            raise DecompressionError(
-                f"the body decodes to more than {ratio:g} times its size on the wire "
-                f"({decoded} bytes from {raw}): a decompression bomb? (max_decompression_ratio)"
-            )
 
 
 _NO_LIMITS = BodyLimits()
