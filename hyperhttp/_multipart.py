@@ -113,6 +113,14 @@ class _Part:
             except (OSError, AttributeError, ValueError):
                 self.start = -1  # not seekable: can be sent once
 
+    def _rewound(self) -> IO[bytes]:
+        """The part's open file, at the position it had when the part was made (if it can seek)."""
+        file = self.file
+        assert file is not None
+        if self.start > 0 or (self.start == 0 and _seekable(file)):
+            file.seek(self.start)
+        return file
+
     def chunks(self, chunk_size: int) -> Iterator[bytes | memoryview]:
         if self.data is not None:
             yield self.data
@@ -121,47 +129,51 @@ class _Part:
             with open(self.path, "rb") as handle:
                 yield from _read_chunks(handle, chunk_size)
             return
-        file = self.file
-        assert file is not None
-        if self.start > 0 or (self.start == 0 and _seekable(file)):
-            file.seek(self.start)
-        yield from _read_chunks(file, chunk_size)
+        yield from _read_chunks(self._rewound(), chunk_size)
 
     async def achunks(self, chunk_size: int) -> AsyncIterator[bytes | memoryview]:
         """Like ``chunks``, but a file larger than one chunk is read in a worker thread, one chunk
-        ahead, so reading the disk overlaps sending the previous chunk."""
+        ahead (see ``_read_ahead``)."""
         if self.data is not None or (self.size is not None and self.size <= chunk_size):
             for piece in self.chunks(chunk_size):
                 yield piece
             return
         if self.path is not None:
-            handle = open(self.path, "rb")
-            owned = True
-        else:
-            handle = self.file  # type: ignore[assignment]
-            assert handle is not None
-            owned = False
-            if self.start > 0 or (self.start == 0 and _seekable(handle)):
-                handle.seek(self.start)
-        loop = asyncio.get_running_loop()
-        read = handle.read
-        pending: asyncio.Future[bytes] | None = loop.run_in_executor(None, read, chunk_size)
-        try:
-            while pending is not None:
-                chunk = await pending
-                if not chunk:
-                    pending = None
-                    break
-                if isinstance(chunk, str):
-                    raise TypeError("multipart files must be opened in binary mode ('rb')")
-                pending = loop.run_in_executor(None, read, chunk_size)
+            handle: IO[bytes] = open(self.path, "rb")
+            async for chunk in _read_ahead(handle, chunk_size, owned=True):
                 yield chunk
-        finally:
-            if owned:
-                if pending is not None and not pending.done():
-                    pending.add_done_callback(lambda _: handle.close())  # after its last read
-                else:
-                    handle.close()
+        else:
+            async for chunk in _read_ahead(self._rewound(), chunk_size, owned=False):
+                yield chunk
+
+
+async def _read_ahead(handle: IO[bytes], chunk_size: int, owned: bool) -> AsyncIterator[bytes]:
+    """A file's chunks, read in a worker thread one chunk ahead, so reading the disk overlaps
+    sending the previous chunk. An ``owned`` handle is closed at the end (after a read still in
+    flight, if the consumer stopped early)."""
+    loop = asyncio.get_running_loop()
+    read = handle.read
+    pending: asyncio.Future[bytes] | None = loop.run_in_executor(None, read, chunk_size)
+    try:
+        while pending is not None:
+            chunk = _binary(await pending)
+            if not chunk:
+                pending = None
+                break
+            pending = loop.run_in_executor(None, read, chunk_size)
+            yield chunk
+    finally:
+        if owned:
+            if pending is not None and not pending.done():
+                pending.add_done_callback(lambda _: handle.close())
+            else:
+                handle.close()
+
+
+def _binary(chunk: Any) -> bytes:
+    if isinstance(chunk, str):
+        raise TypeError("files must be opened in binary mode ('rb')")
+    return chunk  # type: ignore[no-any-return]
 
 
 def _seekable(file: IO[bytes]) -> bool:
@@ -174,11 +186,9 @@ def _seekable(file: IO[bytes]) -> bool:
 def _read_chunks(handle: IO[bytes], chunk_size: int) -> Iterator[bytes]:
     read = handle.read
     while True:
-        chunk = read(chunk_size)
+        chunk = _binary(read(chunk_size))
         if not chunk:
             return
-        if isinstance(chunk, str):
-            raise TypeError("multipart files must be opened in binary mode ('rb')")
         yield chunk
 
 
@@ -380,23 +390,26 @@ def file_body(
     file: Any, chunk_size: int = DEFAULT_CHUNK
 ) -> tuple[Iterable[bytes] | AsyncIterator[bytes], int | None]:
     """A request body read from an open binary file (sync, or async like aiofiles), and its
-    length from the current position when that can be known (a regular file, BytesIO)."""
+    length from the current position when that can be known (a regular file, BytesIO). A sync
+    file larger than one chunk is read like a multipart file part: in a worker thread, one chunk
+    ahead."""
     import inspect
 
     read = file.read
+    size = _file_size(file)
     if inspect.iscoroutinefunction(read):
 
         async def read_async() -> AsyncIterator[bytes]:
             while True:
-                chunk = await read(chunk_size)
+                chunk = _binary(await read(chunk_size))
                 if not chunk:
                     return
-                if isinstance(chunk, str):
-                    raise TypeError("a file given as content= must be opened in binary mode")
                 yield chunk
 
-        return read_async(), _file_size(file)
-    return _read_chunks(file, chunk_size), _file_size(file)
+        return read_async(), size
+    if size is not None and size <= chunk_size:
+        return _read_chunks(file, chunk_size), size
+    return _read_ahead(file, chunk_size, owned=False), size
 
 
 def stream_for(content: Any) -> tuple[Any, int | None, str | None] | None:
