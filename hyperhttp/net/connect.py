@@ -211,17 +211,15 @@ async def open_connection(
                 # asyncio's own handshake timer is only a backstop behind the deadline above.
                 ssl_handshake_timeout=None if ssl_context is None else (remaining or 60.0) + 1.0,
             )
-    except ssl.SSLError as exc:  # includes certificate verification failures
+    except BaseException as exc:
         sock.close()
-        raise TLSError(f"TLS handshake with {where} failed: {_ssl_reason(exc)}") from exc
-    except (OSError, asyncio.TimeoutError) as exc:
-        sock.close()
+        if isinstance(exc, ssl.SSLError):  # includes certificate verification failures
+            raise TLSError(f"TLS handshake with {where} failed: {_ssl_reason(exc)}") from exc
+        if not isinstance(exc, (OSError, asyncio.TimeoutError)):
+            raise
         if ssl_context is None:
             raise ConnectError(f"could not connect to {where}: {_reason(exc)}") from exc
         raise TLSError(f"TLS handshake with {where} failed: {_reason(exc)}") from exc
-    except BaseException:
-        sock.close()
-        raise
     if ssl_context is not None:
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None

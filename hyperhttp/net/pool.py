@@ -115,9 +115,8 @@ class ConnectionPool(Transport):
         self.connect_timeout = connect_timeout
         self.happy_eyeballs_delay = happy_eyeballs_delay
         self._resolver: Resolver = resolver if resolver is not None else AiodnsResolver()
-        self._owns_resolver = (
-            resolver is None
-        )  # a resolver passed in may be shared: not ours to close
+        # A resolver passed in may be shared with other pools: not ours to close.
+        self._owns_resolver = resolver is None
         self._ssl_context = ssl_context
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._origin_limit = _ORIGIN_LIMIT
