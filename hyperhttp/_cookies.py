@@ -107,7 +107,11 @@ def set_cookie_values(response: Response) -> list[str]:
     """The response's Set-Cookie values. On every response, so a plain loop over the raw
     fields that allocates nothing when there are none."""
     raw = response._raw_headers
-    if isinstance(raw, list) and response._headers is None:
+    if (
+        isinstance(raw, list)
+        and response._headers is None
+        and (not raw or type(raw[0][0]) is bytes)
+    ):
         values: list[str] = _NONE
         for name, value in raw:
             if len(name) == 10 and name.lower() == b"set-cookie":

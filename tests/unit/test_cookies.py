@@ -79,3 +79,22 @@ def test_a_dotless_host_gets_its_own_domain_cookies_back() -> None:
     value = sent(cookies, "http://localhost:8080/x")
     assert value is not None and sorted(value.split("; ")) == ["domain=2", "hostonly=1"]
     assert sent(cookies, "http://127.0.0.1:8080/x") is None
+
+
+async def test_set_cookie_from_a_transport_with_text_headers() -> None:
+    """A Transport (a mock) may build its Response from (str, str) pairs."""
+    import hyperhttp
+
+    class Mock(hyperhttp.Transport):
+        async def handle_async_request(self, request: Request) -> Response:
+            return Response(200, headers=[("Set-Cookie", "mock=1; Path=/")], request=request)
+
+        async def aclose(self) -> None:
+            pass
+
+        def get_stats(self) -> dict[str, dict[str, int]]:
+            return {}
+
+    async with hyperhttp.Client(transport=Mock()) as client:
+        await client.get("http://mock.test/")
+        assert client.cookies["mock"] == "1"
