@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from ._auth import Auth, to_auth, url_auth
 from ._compat import json_dumps
-from ._cookies import Cookies, CookiesInput, set_cookie_values
+from ._cookies import Cookies, CookiesInput
 from ._decoders import accept_encoding
 from ._headers import Headers, HeadersInput, encode_header_lines
 from ._models import (
@@ -285,7 +285,7 @@ class Client:
             response = await self._transport.handle_async_request(request)
             if self._limits is not None:
                 response.limits = self._limits
-            values = set_cookie_values(response)
+            values = response.field_values(b"set-cookie")
             if values:
                 self._cookies.extract(response, request, values)
             return response
@@ -320,7 +320,7 @@ class Client:
         response = await self._transport.handle_async_request(request)
         if self._limits is not None:
             response.limits = self._limits
-        values = set_cookie_values(response)
+        values = response.field_values(b"set-cookie")
         if values:
             cookies.extract(response, request, values)
         if self._response_hooks:

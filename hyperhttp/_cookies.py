@@ -103,28 +103,6 @@ class _ResponseAdapter:
         return self._message
 
 
-def set_cookie_values(response: Response) -> list[str]:
-    """The response's Set-Cookie values. On every response, so a plain loop over the raw
-    fields that allocates nothing when there are none."""
-    raw = response._raw_headers
-    if (
-        isinstance(raw, list)
-        and response._headers is None
-        and (not raw or type(raw[0][0]) is bytes)
-    ):
-        values: list[str] = _NONE
-        for name, value in raw:
-            if len(name) == 10 and name.lower() == b"set-cookie":
-                if values is _NONE:
-                    values = []
-                values.append(value.decode("latin-1"))
-        return values
-    return response.headers.get_list("set-cookie")
-
-
-_NONE: list[str] = []  # shared and never appended to: see set_cookie_values
-
-
 class Cookies:
     """Cookies by name, kept in an ``http.cookiejar.CookieJar`` (``.jar``).
 

@@ -267,6 +267,9 @@ class _ContentStream:
 _NO_LIMITS = BodyLimits()
 
 
+_NO_VALUES: list[str] = []  # shared and never appended to: see Response.field_values
+
+
 class Response:
     """An HTTP response whose body is read lazily."""
 
@@ -380,16 +383,28 @@ class Response:
 
     # -- body -----------------------------------------------------------------------------
 
-    def _decoder(self) -> ContentDecoder | None:
+    def field_values(self, name: bytes) -> list[str]:
+        """The values of one field (``name`` in lower case), straight from the raw pairs while
+        nobody has asked for ``headers``: a plain loop that allocates nothing when the field is
+        absent, as Content-Encoding and Set-Cookie are looked up on every response."""
         raw = self._raw_headers
-        if isinstance(raw, list) and self._headers is None:
-            values = [
-                value.decode("latin-1")
-                for name, value in raw
-                if len(name) == 16 and name.lower() == b"content-encoding"
-            ]
-        else:
-            values = self.headers.get_list("content-encoding")
+        if (
+            isinstance(raw, list)
+            and self._headers is None
+            and (not raw or type(raw[0][0]) is bytes)
+        ):
+            size = len(name)
+            values = _NO_VALUES
+            for key, value in raw:
+                if len(key) == size and key.lower() == name:
+                    if values is _NO_VALUES:
+                        values = []
+                    values.append(value.decode("latin-1"))
+            return values
+        return self.headers.get_list(name.decode("ascii"))
+
+    def _decoder(self) -> ContentDecoder | None:
+        values = self.field_values(b"content-encoding")
         return decoder_for(values) if values else None
 
     async def aread(self) -> bytes:

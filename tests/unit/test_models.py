@@ -229,3 +229,11 @@ async def test_build_request_merges_client_defaults() -> None:
         assert "accept-encoding" not in client.build_request("GET", "http://h/").headers
         with pytest.raises(hyperhttp.InvalidURL):
             client.build_request("GET", "/relative")
+
+
+async def test_a_response_built_with_text_pairs_is_still_decoded() -> None:
+    """A mock transport may give (str, str) pairs: Content-Encoding is found in them too."""
+    body = gzip.compress(b"mocked")
+    response = hyperhttp.Response(200, headers=[("Content-Encoding", "gzip")], content=body)
+    assert await response.aread() == b"mocked"
+    assert response.field_values(b"content-encoding") == ["gzip"]
