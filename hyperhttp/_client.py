@@ -104,6 +104,7 @@ class Client:
         max_response_size: int | None = None,
         max_decompressed_size: int | None = None,
         max_decompression_ratio: float | None = 500.0,
+        http2_prior_knowledge: bool = False,
     ) -> None:
         for name, value, issue in (
             ("retry", retry, "retry policy"),
@@ -151,10 +152,11 @@ class Client:
                 connect_timeout=connect_timeout,
                 happy_eyeballs_delay=happy_eyeballs_delay,
                 resolver=resolver,
-                # ALPN offers h2 once proto/h2.py exists; until then only http/1.1.
                 ssl_context=create_ssl_context(
-                    verify, cert, ssl_context, http2=False, warn_stacklevel=2
+                    verify, cert, ssl_context, http2=http2, warn_stacklevel=2
                 ),
+                http2=http2,
+                http2_prior_knowledge=http2_prior_knowledge,
             )
         self._transport = transport
         self._closed = False

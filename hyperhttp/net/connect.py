@@ -223,7 +223,7 @@ async def open_connection(
     if ssl_context is not None:
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        if alpn not in (None, "http/1.1"):
+        if alpn not in (None, "http/1.1", "h2"):
             transport.abort()
             raise TLSError(
                 f"{where} negotiated {alpn!r} through ALPN, which hyperhttp cannot speak"

@@ -25,6 +25,7 @@ from .._transport import Transport
 from .._url import URL
 from ..exceptions import PoolClosed, PoolTimeout, ReadError, RemoteProtocolError
 from ..proto.h1 import ConnectionNotAvailable, H1Connection, encode_request_head
+from ..proto.h2 import H2Connection, Negotiator, StreamNotProcessed, request_headers
 from .connect import open_connection
 from .dns import AiodnsResolver, Resolver
 from .tls import create_ssl_context
@@ -35,6 +36,8 @@ _RECEIVE_BUFFER = 256 * 1024
 # Methods that can be replayed after the stale keep-alive race (RFC 9110 section 9.2.2).
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _GRANT = object()  # a waiter's result meaning "capacity is reserved for you: connect"
+_RETRY = object()  # a waiter's result meaning "what you waited for is not coming: look again"
+_REPLAYS = 3  # requests an HTTP/2 server did not process are sent again at most this often
 _ORIGIN_LIMIT = 1024  # origin records kept before idle ones are pruned
 
 
@@ -64,9 +67,11 @@ class _Origin:
         "waiters",
         "waiting",
         "requests",
+        "shared",
+        "http2",
     )
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, http2: bool) -> None:
         scheme, host, port = url.origin
         self.label = f"{scheme}://{url.host_header.decode('ascii')}"
         if url.port is None:
@@ -75,11 +80,15 @@ class _Origin:
         self.port = port
         self.tls = scheme == "https"
         self.idle: deque[H1Connection] = deque()
-        self.connections: set[H1Connection] = set()
+        self.connections: set[Any] = set()  # H1Connection or H2Connection
         self.connecting = 0
         self.waiters: deque[_Waiter] = deque()
         self.waiting = 0
         self.requests = 0
+        # HTTP/2 connections that take new streams; ``http2`` is None while it may be spoken
+        # here but no connection has told yet, then what ALPN (or prior knowledge) gave.
+        self.shared: list[H2Connection] = []
+        self.http2: bool | None = None if http2 else False
 
 
 class _Waiter:
@@ -104,6 +113,8 @@ class ConnectionPool(Transport):
         happy_eyeballs_delay: float = 0.25,
         resolver: Resolver | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        http2: bool = False,
+        http2_prior_knowledge: bool = False,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
@@ -118,6 +129,8 @@ class ConnectionPool(Transport):
         # A resolver passed in may be shared with other pools: not ours to close.
         self._owns_resolver = resolver is None
         self._ssl_context = ssl_context
+        self.http2 = http2  # HTTP/2 through ALPN for https (the context must offer "h2")
+        self.http2_prior_knowledge = http2_prior_knowledge  # HTTP/2 without TLS for http
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._origin_limit = _ORIGIN_LIMIT
         self._total = 0  # open and opening connections, across origins
@@ -144,17 +157,55 @@ class ConnectionPool(Transport):
         started = perf_counter()
         timeout = request.timeout
         method = request.method
-        head = encode_request_head(request.method_bytes, url.target, request.header_lines())
+        head = b""
         body = request.content if request.content is not None else request.stream
         retried = False
         fresh = False
+        replays = 0
         # Each pass either returns, raises, or used up one dead connection; the bound is a guard.
-        for attempt in range(self.max_connections + 3):
+        for attempt in range(self.max_connections + 3 + _REPLAYS):
             if attempt:  # after an await: the record may have been pruned meanwhile
                 origin = self._origins.get(url.origin) or self._new_origin(url)
-            connection = None if fresh else self._take_idle(origin)
+            connection: Any = None if fresh else self._take_idle(origin)
             if connection is None:
-                connection = await self._acquire(origin, timeout.pool, timeout.connect)
+                connection = self._take_stream(origin) if origin.shared else None
+                if connection is None:
+                    connection = await self._acquire(origin, timeout.pool, timeout.connect)
+            if connection.multiplexed:
+                try:
+                    status, version, headers, stream = await connection.send(
+                        request_headers(
+                            request.method_bytes,
+                            b"https" if origin.tls else b"http",
+                            url.target,
+                            request.header_lines(),
+                        ),
+                        body,
+                        is_head=method == "HEAD",
+                        read_timeout=timeout.read,
+                        write_timeout=timeout.write,
+                        length=request.stream_length,
+                    )
+                except ConnectionNotAvailable:
+                    continue  # GOAWAY or closed before the stream was opened
+                except StreamNotProcessed as exc:
+                    if replays >= _REPLAYS or method not in _IDEMPOTENT or not request.replayable:
+                        if method not in _IDEMPOTENT:
+                            exc.args = (f"{exc.args[0]}; {method} is not idempotent: not resent",)
+                        raise
+                    replays += 1
+                    continue
+                origin.requests += 1
+                return Response(
+                    status,
+                    version,
+                    headers,
+                    stream,
+                    request=request,
+                    elapsed=perf_counter() - started,
+                )
+            if not head:
+                head = encode_request_head(request.method_bytes, url.target, request.header_lines())
             reused = connection.request_count > 0
             try:
                 status, version, headers, stream = await connection.send(
@@ -210,9 +261,9 @@ class ConnectionPool(Transport):
         """Per origin: connections (open or opening), idle, in_use (= active), waiting, requests."""
         stats: dict[str, dict[str, int]] = {}
         for origin in self._origins.values():
-            idle = len(origin.idle)
+            idle = len(origin.idle) + sum(1 for c in origin.shared if c.in_use == 0)
             in_use = len(origin.connections) - idle
-            stats[origin.label] = {
+            entry = stats[origin.label] = {
                 "connections": len(origin.connections) + origin.connecting,
                 "idle": idle,
                 "in_use": in_use,
@@ -221,6 +272,9 @@ class ConnectionPool(Transport):
                 "waiting": origin.waiting,
                 "requests": origin.requests,
             }
+            if origin.http2:  # HTTP/2: streams open and the places the servers allow
+                entry["streams"] = sum(c.in_use for c in origin.connections if c.multiplexed)
+                entry["max_streams"] = sum(c.max_streams for c in origin.shared)
         return stats
 
     # -- origin records -----------------------------------------------------------------------
@@ -235,7 +289,9 @@ class ConnectionPool(Transport):
                 del origins[key]
             if len(origins) > self._origin_limit // 2:
                 self._origin_limit *= 2
-        origin = origins[url.origin] = _Origin(url)
+        origin = origins[url.origin] = _Origin(
+            url, self.http2 if url.origin[0] == "https" else self.http2_prior_knowledge
+        )
         return origin
 
     # -- acquiring ----------------------------------------------------------------------------
@@ -250,17 +306,37 @@ class ConnectionPool(Transport):
             self._retire(connection)  # closing; its connection_lost has not run yet
         return None
 
+    def _take_stream(self, origin: _Origin) -> H2Connection | None:
+        """A place on an HTTP/2 connection of the origin, reserved for the caller."""
+        for connection in origin.shared:
+            if connection.available > 0:
+                connection.reserve()
+                connection.idle_since = 0.0
+                return connection
+        return None
+
     async def _acquire(
         self, origin: _Origin, pool_timeout: float | None, connect_timeout: float | None
-    ) -> H1Connection:
-        if self._total < self.max_connections:
-            self._total += 1
-            return await self._connect(origin, connect_timeout)
-        result = await self._wait(origin, pool_timeout)
-        if result is _GRANT:
-            return await self._connect(origin, connect_timeout)
-        connection: H1Connection = result
-        return connection
+    ) -> Any:
+        while True:
+            if origin.http2 is not False and (
+                origin.connecting or any(not c.ready for c in origin.shared)
+            ):
+                # HTTP/2 may be coming: wait for the one connection being set up rather than
+                # open another (its places are handed out when its SETTINGS arrive).
+                result = await self._wait(origin, pool_timeout)
+            elif self._total < self.max_connections:
+                self._total += 1
+                return await self._connect(origin, connect_timeout)
+            else:
+                result = await self._wait(origin, pool_timeout)
+            if result is _GRANT:
+                return await self._connect(origin, connect_timeout)
+            if result is not _RETRY:
+                return result
+            connection = self._take_stream(origin) if origin.shared else None
+            if connection is not None:
+                return connection
 
     async def _wait(self, origin: _Origin, timeout: float | None) -> Any:
         assert self._loop is not None
@@ -294,8 +370,11 @@ class ConnectionPool(Transport):
         if result is _GRANT:
             self._total -= 1
             self._grant_capacity()
-        else:
-            self._on_idle(result)
+        elif result is not _RETRY:
+            if result.multiplexed:
+                result.unreserve()
+            else:
+                self._on_idle(result)
 
     def _evict_idle_elsewhere(self, origin: _Origin) -> None:
         """At the global cap, the longest-idle connection (usually of another origin) makes room."""
@@ -308,8 +387,10 @@ class ConnectionPool(Transport):
         if oldest is not None:
             self._discard(oldest)
 
-    async def _connect(self, origin: _Origin, connect_timeout: float | None) -> H1Connection:
-        """Open a connection; the caller has already reserved its place under the global cap."""
+    async def _connect(self, origin: _Origin, connect_timeout: float | None) -> Any:
+        """Open a connection; the caller has already reserved its place under the global cap.
+
+        An HTTP/2 connection comes back with a stream reserved for the caller."""
         loop = self._loop
         assert loop is not None
         timeouts = [t for t in (connect_timeout, self.connect_timeout) if t is not None]
@@ -320,9 +401,19 @@ class ConnectionPool(Transport):
                 self._ssl_context = create_ssl_context()
             ssl_context = self._ssl_context
         buffer = self._buffer
+
+        def h1() -> H1Connection:
+            return H1Connection(loop, buffer, self._on_idle, self._on_lost)
+
+        def h2() -> H2Connection:
+            return H2Connection(loop, buffer, self._on_idle, self._on_lost)
+
+        factory: Any = h1
+        if origin.http2 is not False:
+            factory = (lambda: Negotiator(h1, h2)) if origin.tls else h2
         try:
             connection = await open_connection(
-                lambda: H1Connection(loop, buffer, self._on_idle, self._on_lost),
+                factory,
                 origin.host,
                 origin.port,
                 resolver=self._resolver,
@@ -334,21 +425,47 @@ class ConnectionPool(Transport):
             origin.connecting -= 1
             self._total -= 1
             self._grant_capacity()
+            if origin.http2 is not False:
+                self._wake_pending(origin)
             raise
         origin.connecting -= 1
+        if isinstance(connection, Negotiator):
+            connection = connection.protocol
         connection.pool_key = origin
         origin.connections.add(connection)
         if self._closed:
             connection.close()
             raise PoolClosed("the client was closed")
+        if connection.multiplexed:
+            origin.http2 = True
+            connection.reserve()
+            origin.shared.append(connection)
+            if connection.available:  # its SETTINGS came already
+                self._on_idle(connection)
+        elif origin.http2 is None:
+            origin.http2 = False  # the server chose HTTP/1.1
+            self._wake_pending(origin)
+        if connection.is_closed:  # lost before it was ours: its report was not heard
+            self._on_lost(connection)
         return connection
+
+    def _wake_pending(self, origin: _Origin) -> None:
+        """What the waiters of an HTTP/2-capable origin counted on (a connection being set up,
+        or places on one) is not coming: they look again."""
+        for waiter in origin.waiters:
+            if not waiter.future.done():
+                waiter.future.set_result(_RETRY)
 
     # -- connections reporting back --------------------------------------------------------
 
-    def _on_idle(self, connection: H1Connection) -> None:
-        """A response completed and the connection may be reused."""
+    def _on_idle(self, connection: Any) -> None:
+        """A response completed and the connection may be reused (for HTTP/2: a stream ended,
+        or the server's SETTINGS allowed more streams)."""
         origin: _Origin | None = connection.pool_key
         if origin is None:
+            return
+        if connection.multiplexed:
+            self._serve_streams(origin, connection)
             return
         waiters = origin.waiters
         while waiters:
@@ -374,6 +491,20 @@ class ConnectionPool(Transport):
         if self._sweep_handle is None and self.keepalive_expiry is not None:
             self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
 
+    def _serve_streams(self, origin: _Origin, connection: H2Connection) -> None:
+        waiters = origin.waiters
+        while waiters and connection.available > 0:
+            waiter = waiters.popleft()
+            if not waiter.future.done():
+                connection.reserve()
+                waiter.future.set_result(connection)
+        if not waiters:
+            self._waiting_origins.discard(origin)
+        if connection.in_use == 0 and self._loop is not None:
+            connection.idle_since = self._loop.time()
+            if self._sweep_handle is None and self.keepalive_expiry is not None:
+                self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
+
     def _live_waiter(self) -> bool:
         """Whether anyone still waits for capacity."""
         return self._oldest_waiter() is not None
@@ -393,7 +524,7 @@ class ConnectionPool(Transport):
                 oldest = waiters[0]
         return oldest
 
-    def _on_lost(self, connection: H1Connection) -> None:
+    def _on_lost(self, connection: Any) -> None:
         """The connection can serve no more requests; once its socket is gone, its place is free.
 
         The connection reports twice: when it stops being usable (it leaves the stats at once)
@@ -403,14 +534,24 @@ class ConnectionPool(Transport):
         if connection.pool_key is None:
             return
         self._retire(connection)
+        if connection.multiplexed:
+            origin = connection.pool_key
+            self._wake_pending(origin)
+            if not connection.socket_closed:
+                return  # draining after GOAWAY: still a socket under the cap
+            origin.connections.discard(connection)
         if connection.socket_closed:
             connection.pool_key = None
             self._total -= 1
             self._grant_capacity()
 
-    def _retire(self, connection: H1Connection) -> None:
+    def _retire(self, connection: Any) -> None:
         """Take a connection out of the idle set and the counts; it is not handed out again."""
         origin: _Origin = connection.pool_key
+        if connection.multiplexed:
+            if connection in origin.shared:
+                origin.shared.remove(connection)
+            return
         if connection.idle_since:
             connection.idle_since = 0.0
             try:
@@ -419,7 +560,7 @@ class ConnectionPool(Transport):
                 pass
         origin.connections.discard(connection)
 
-    def _discard(self, connection: H1Connection) -> None:
+    def _discard(self, connection: Any) -> None:
         """Close a connection the pool no longer wants (its place frees when the socket is gone)."""
         if connection.pool_key is not None:
             self._retire(connection)
@@ -448,8 +589,15 @@ class ConnectionPool(Transport):
             idle = origin.idle
             while idle and now - idle[0].idle_since >= expiry:
                 self._discard(idle[0])
-            if idle:
-                due = idle[0].idle_since + expiry
+            dues = [idle[0].idle_since + expiry] if idle else []
+            for connection in list(origin.shared):
+                if connection.in_use == 0 and connection.idle_since:
+                    if now - connection.idle_since >= expiry:
+                        self._discard(connection)
+                    else:
+                        dues.append(connection.idle_since + expiry)
+            if dues:
+                due = min(dues)
                 next_due = due if next_due is None else min(next_due, due)
         if next_due is not None:
             self._sweep_handle = loop.call_at(next_due, self._sweep)

@@ -80,6 +80,8 @@ def encode_chunk(data: bytes | bytearray | memoryview) -> bytes:
 class H1Connection(asyncio.BufferedProtocol):
     """One HTTP/1.1 connection: sends a request, parses its response, then is reusable."""
 
+    multiplexed = False  # one request at a time (HTTP/2 connections say True)
+
     __slots__ = (
         "_loop",
         "_transport",

@@ -27,15 +27,16 @@ from tests.servers.faults import Conn, Script, ScriptedServer
 from tests.servers.hypercorn_app import HypercornServer, pattern
 
 
+@pytest.mark.parametrize("http2", [True, False])
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
 async def test_verified_with_the_right_ca(
-    hypercorn_tls: HypercornServer, certs: Certs, host: str
+    hypercorn_tls: HypercornServer, certs: Certs, host: str, http2: bool
 ) -> None:
-    async with hyperhttp.Client(verify=certs.ca_path) as client:
+    async with hyperhttp.Client(verify=certs.ca_path, http2=http2) as client:
         for size in (10, 70_000):  # a body over several TLS records, on one connection
             response = await client.get(f"https://{host}:{hypercorn_tls.port}/bytes/{size}")
             assert response.status_code == 200
-            assert response.http_version == "HTTP/1.1"  # h2 is not offered until it is built
+            assert response.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
             assert await response.aread() == pattern(size)
         stats = client.get_pool_stats()[f"https://{host}:{hypercorn_tls.port}"]
         assert stats["requests"] == 2 and stats["connections"] == 1

@@ -1,0 +1,774 @@
+"""HTTP/2 (RFC 9113) over one ``asyncio.BufferedProtocol`` per connection, framed by ``h2``.
+
+One connection carries many concurrent streams. The owner (the pool) reserves a stream with
+``reserve()`` while ``available`` is above zero, then ``send()``s the request on it; when the
+stream is finished (response complete and request sent, or reset) its place is given back through
+the ``on_idle`` callback, which the pool uses to hand the place to a queued request.
+
+Until the server's first SETTINGS frame arrives the connection offers one stream (the request that
+opened it); then as many as the server's SETTINGS_MAX_CONCURRENT_STREAMS allows (capped).
+
+Flow control on receipt: the stream windows start at 1 MiB and the connection window at 16 MiB,
+and bytes are handed back to the server as the application *consumes* them (``BodyStream`` tells
+us), not as they arrive: a slow reader of a large download holds at most a stream window in memory.
+On sending, DATA frames never exceed the server's windows; the sender waits for WINDOW_UPDATE.
+
+Lifecycle: a GOAWAY stops new streams; streams above its last_stream_id were not processed and fail
+with ``StreamNotProcessed`` (the pool may replay them elsewhere). RST_STREAM fails that stream only.
+A connection error (a protocol violation, the socket closing) fails every stream with a typed error.
+A request cancelled mid-flight resets its own stream (CANCEL) and leaves the others alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, Callable, Union
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+from h2.errors import ErrorCodes
+
+from ..exceptions import (
+    LocalProtocolError,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    TLSError,
+    WriteError,
+    WriteTimeout,
+)
+from .h1 import ConnectionNotAvailable, RequestBody, ResponseHead
+from .stream import BodyStream
+
+__all__ = ["H2Connection", "StreamNotProcessed", "request_headers"]
+
+STREAM_WINDOW = 1 << 20
+CONNECTION_WINDOW = 1 << 24
+MAX_STREAMS = 1000  # our own cap, whatever the server allows
+_WRITE_BATCH = 256 * 1024  # DATA queued in h2 before it is written out
+_HIGHEST_STREAM_ID = 2**31 - 1
+
+Header = tuple[bytes, bytes]
+
+# Fields that are specific to one HTTP/1.1 connection and must not be sent in HTTP/2
+# (RFC 9113 section 8.2.2); Host becomes :authority.
+_DROP = frozenset(
+    (b"host", b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
+)
+_request_fields: dict[bytes, tuple[bytes, list[Header]]] = {}
+_FIELD_CACHE = 256
+
+
+class StreamNotProcessed(RemoteProtocolError):
+    """The server did not process this request (GOAWAY above it, or REFUSED_STREAM): it is safe
+    to send it again on another connection."""
+
+
+def request_headers(method: bytes, scheme: bytes, target: bytes, lines: bytes) -> list[Header]:
+    """The HTTP/2 field list for a request whose HTTP/1.1 field lines are ``lines``.
+
+    Names are lower-cased, Host becomes :authority and connection-specific fields are dropped;
+    the result for one ``lines`` is kept (the same defaults are sent over and over).
+    """
+    cached = _request_fields.get(lines)
+    if cached is None:
+        authority = b""
+        fields: list[Header] = []
+        for line in lines.split(b"\r\n"):
+            if not line:
+                continue
+            name, _, value = line.partition(b":")
+            name = name.lower()
+            value = value.strip()
+            if name in _DROP:
+                if name == b"host":
+                    authority = value
+                continue
+            if name == b"te" and value.lower() != b"trailers":
+                continue
+            fields.append((name, value))
+        if len(_request_fields) >= _FIELD_CACHE:
+            _request_fields.clear()
+        cached = _request_fields[lines] = (authority, fields)
+    authority, fields = cached
+    return [
+        (b":method", method),
+        (b":scheme", scheme),
+        (b":authority", authority),
+        (b":path", target),
+        *fields,
+    ]
+
+
+class _Body(BodyStream):
+    """A response body that hands flow-control credit back as the reader takes bytes."""
+
+    __slots__ = ("stream_id", "connection")
+
+    def __init__(
+        self, connection: H2Connection, stream_id: int, read_timeout: float | None
+    ) -> None:
+        super().__init__(connection, connection._loop, read_timeout)
+        self.connection = connection
+        self.stream_id = stream_id
+
+    def _taken(self, size: int) -> None:
+        self._buffered -= size
+        if size:
+            self.connection._consumed(self.stream_id, size)
+
+    def close(self) -> None:
+        dropped = self._buffered
+        super().close()
+        if dropped:  # discarded unread: the server may send that much again
+            self.connection._consumed(0, dropped)
+
+
+class _Stream:
+    __slots__ = (
+        "id",
+        "waiter",
+        "body",
+        "deadline",
+        "read_timeout",
+        "sending",
+        "received_end",
+        "window_waiter",
+        "unacked",
+        "is_head",
+    )
+
+    def __init__(self, stream_id: int, waiter: asyncio.Future[ResponseHead]) -> None:
+        self.id = stream_id
+        self.waiter: asyncio.Future[ResponseHead] | None = waiter
+        self.body: _Body | None = None
+        self.deadline = 0.0
+        self.read_timeout: float | None = None
+        self.sending = True  # the request is not completely sent yet
+        self.received_end = False
+        self.window_waiter: asyncio.Future[None] | None = None
+        self.unacked = 0
+        self.is_head = False
+
+
+Event = Union[h2.events.Event, Any]
+
+
+class H2Connection(asyncio.BufferedProtocol):
+    """One HTTP/2 connection: many concurrent requests, each on its own stream."""
+
+    multiplexed = True
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        buffer: memoryview,
+        on_idle: Callable[[H2Connection], None],
+        on_lost: Callable[[H2Connection], None],
+    ) -> None:
+        self._loop = loop
+        self._buffer = buffer
+        self._on_idle = on_idle
+        self._on_lost = on_lost
+        self._transport: Any = None
+        config = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            # Our requests are validated and lower-cased when they are built (request_headers).
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+            split_outbound_cookies=False,
+        )
+        self._h2 = h2.connection.H2Connection(config)
+        self._streams: dict[int, _Stream] = {}
+        self._max_streams = 1  # until the server's SETTINGS say otherwise
+        self._settings_received = False
+        self._in_use = 0  # reserved plus open streams
+        self._closing = False  # GOAWAY received or sent: no new streams
+        self._closed = False
+        self._flush_pending = False
+        self._queued = 0  # DATA bytes h2 holds that are not written yet
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._connection_unacked = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            h2.events.ResponseReceived: self._response_received,
+            h2.events.DataReceived: self._data_received,
+            h2.events.StreamEnded: self._stream_ended,
+            h2.events.StreamReset: self._stream_reset,
+            h2.events.WindowUpdated: self._window_updated,
+            h2.events.RemoteSettingsChanged: self._settings_changed,
+            h2.events.ConnectionTerminated: self._terminated,
+        }
+        self.response_started = False
+        self.socket_closed = False
+        self.request_count = 0
+        self.pool_key: Any = None
+        self.idle_since = 0.0
+
+    # -- state seen by the owner --------------------------------------------------------------
+
+    @property
+    def http_version(self) -> str:
+        return "HTTP/2"
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    @property
+    def is_idle(self) -> bool:
+        return self._in_use == 0 and not self._closing and not self._closed
+
+    @property
+    def available(self) -> int:
+        """How many more streams may be reserved now."""
+        if self._closing or self._closed:
+            return 0
+        return self._max_streams - self._in_use
+
+    @property
+    def ready(self) -> bool:
+        """Whether the server's SETTINGS have arrived (until then one stream is offered)."""
+        return self._settings_received or self._closed
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    @property
+    def max_streams(self) -> int:
+        return self._max_streams
+
+    def reserve(self) -> None:
+        self._in_use += 1
+
+    def unreserve(self) -> None:
+        """Give back a place that was reserved but not used."""
+        self._in_use -= 1
+        self._place_freed()
+
+    def close(self) -> None:
+        """Close now (GOAWAY, then the socket); whatever is in flight fails."""
+        if not self._closed and self._transport is not None:
+            try:
+                self._h2.close_connection()
+            except h2.exceptions.ProtocolError:
+                pass
+            self._write_out()
+        self._shut(ReadError("connection closed by the client"))
+
+    def abort(self) -> None:
+        self._shut(ReadError("connection aborted"), abort=True)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        headers: list[Header],
+        body: RequestBody,
+        *,
+        is_head: bool,
+        read_timeout: float | None,
+        write_timeout: float | None,
+        length: int | None = None,
+    ) -> ResponseHead:
+        """Send one request on a stream reserved with ``reserve()``; return its response head."""
+        if self._closing or self._closed or self._transport is None:
+            self.unreserve()
+            raise ConnectionNotAvailable()
+        conn = self._h2
+        stream_id = conn.get_next_available_stream_id()
+        if stream_id >= _HIGHEST_STREAM_ID - 2:
+            self._closing = True  # stream ids run out: this connection takes no more
+            self._on_lost(self)
+        waiter = self._loop.create_future()
+        stream = _Stream(stream_id, waiter)
+        stream.is_head = is_head
+        stream.read_timeout = read_timeout
+        self._streams[stream_id] = stream
+        self.request_count += 1
+        try:
+            conn.send_headers(stream_id, headers, end_stream=body is None)
+        except h2.exceptions.ProtocolError as exc:
+            self._release(stream)
+            raise LocalProtocolError(f"the request could not be sent over HTTP/2: {exc}") from exc
+        try:
+            if body is None:
+                stream.sending = False
+                self._schedule_flush()
+            else:
+                self._write_out()
+                await self._send_body(stream, body, write_timeout, length)
+            if read_timeout is not None and stream.waiter is not None:
+                self._arm_deadline(stream, read_timeout)
+            head: ResponseHead = await waiter
+            return head
+        except BaseException as exc:
+            if stream.id in self._streams:
+                # Cancelled, timed out or failed while sending: reset this stream only.
+                code = ErrorCodes.CANCEL
+                if isinstance(exc, (LocalProtocolError, TypeError)):
+                    code = ErrorCodes.INTERNAL_ERROR
+                self._reset(stream, code)
+            raise
+
+    async def _send_body(
+        self, stream: _Stream, body: RequestBody, timeout: float | None, length: int | None
+    ) -> None:
+        left = -1 if length is None else length
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            if not await self._send_piece(stream, body, timeout):
+                return
+        else:
+            if hasattr(body, "__aiter__"):
+                async for chunk in body:  # type: ignore[union-attr]
+                    left = _count(chunk, left)
+                    if not await self._send_piece(stream, chunk, timeout):
+                        return
+            else:
+                for chunk in body:  # type: ignore[union-attr]
+                    left = _count(chunk, left)
+                    if not await self._send_piece(stream, chunk, timeout):
+                        return
+            if left > 0:
+                raise LocalProtocolError(
+                    f"the request body ended {left} bytes short of its Content-Length"
+                )
+        if stream.id not in self._streams or not stream.sending:
+            return
+        stream.sending = False
+        try:
+            self._h2.end_stream(stream.id)
+        except h2.exceptions.StreamClosedError:
+            pass  # the server ended or reset the stream meanwhile
+        self._schedule_flush()
+        if stream.received_end:
+            self._release(stream)
+
+    async def _send_piece(self, stream: _Stream, data: Any, timeout: float | None) -> bool:
+        """Send one piece within the flow-control windows; False when the stream went away."""
+        view = memoryview(data).cast("B")
+        conn = self._h2
+        stream_id = stream.id
+        while view.nbytes:
+            if stream_id not in self._streams or not stream.sending:
+                return False
+            if self._closed:
+                raise WriteError("connection lost while sending the request body")
+            window = conn.local_flow_control_window(stream_id)
+            if window <= 0:
+                self._write_out()
+                await self._wait_window(stream, timeout)
+                continue
+            size = min(view.nbytes, window, conn.max_outbound_frame_size)
+            conn.send_data(stream_id, view[:size])
+            view = view[size:]
+            self._queued += size
+            if self._queued >= _WRITE_BATCH:
+                self._write_out()
+                if self._write_paused:
+                    await self._drain(timeout)
+        return True
+
+    async def _wait_window(self, stream: _Stream, timeout: float | None) -> None:
+        waiter = stream.window_waiter = self._loop.create_future()
+        timer = None
+        if timeout is not None:
+            timer = self._loop.call_later(timeout, _time_out_write, waiter)
+        try:
+            await waiter
+        finally:
+            stream.window_waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    async def _drain(self, timeout: float | None) -> None:
+        waiter = self._loop.create_future()
+        self._drain_waiters.append(waiter)
+        timer = None
+        if timeout is not None:
+            timer = self._loop.call_later(timeout, _time_out_write, waiter)
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _schedule_flush(self) -> None:
+        """Write what h2 has queued once this loop iteration is over: the requests of many
+        tasks resumed together go out in one write (one TLS record, one syscall)."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        self._write_out()
+
+    def _write_out(self) -> None:
+        self._queued = 0
+        data = self._h2.data_to_send()
+        if data and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    # -- timers -------------------------------------------------------------------------------
+
+    def _arm_deadline(self, stream: _Stream, timeout: float) -> None:
+        """One timer per connection for every stream's response-head deadline (see h1)."""
+        deadline = stream.deadline = self._loop.time() + timeout
+        timer = self._timer
+        if timer is None or deadline < self._timer_at:
+            if timer is not None:
+                timer.cancel()
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._check_deadlines)
+
+    def _check_deadlines(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        next_due = 0.0
+        for stream in list(self._streams.values()):
+            if stream.waiter is None or not stream.deadline:
+                continue
+            if stream.deadline <= now:
+                waiter = stream.waiter
+                stream.waiter = None
+                if not waiter.done():
+                    waiter.set_exception(
+                        ReadTimeout(
+                            f"no response within the read timeout of {stream.read_timeout}s"
+                        )
+                    )
+                self._reset(stream, ErrorCodes.CANCEL)
+            elif not next_due or stream.deadline < next_due:
+                next_due = stream.deadline
+        if next_due:
+            self._timer_at = next_due
+            self._timer = self._loop.call_at(next_due, self._check_deadlines)
+
+    # -- asyncio.BufferedProtocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        conn = self._h2
+        conn.local_settings = h2.settings.Settings(
+            client=True,
+            initial_values={
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 1 << 16,
+            },
+        )
+        conn.initiate_connection()
+        conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+        self._write_out()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            events = self._h2.receive_data(self._buffer[:nbytes])
+        except h2.exceptions.ProtocolError as exc:
+            self._write_out()  # h2 has queued a GOAWAY
+            self._shut(RemoteProtocolError(f"HTTP/2 protocol error from the server: {exc}"))
+            return
+        handlers = self._handlers
+        for event in events:
+            handler = handlers.get(type(event))
+            if handler is not None:
+                handler(event)
+        self._schedule_flush()
+
+    def eof_received(self) -> bool | None:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.socket_closed = True
+        if exc is None:
+            error: Exception = RemoteProtocolError("the server closed the HTTP/2 connection")
+        elif isinstance(exc, ssl.SSLError):
+            reason = exc.reason.lower().replace("_", " ") if exc.reason else str(exc)
+            error = TLSError(f"HTTP/2 connection lost: TLS failure: {reason}")
+        else:
+            error = ReadError(f"HTTP/2 connection lost: {exc}")
+        self._shut(error)
+        self._on_lost(self)
+
+    # -- h2 events ----------------------------------------------------------------------------
+
+    def _response_received(self, event: h2.events.ResponseReceived) -> None:
+        stream = self._streams.get(event.stream_id)
+        if stream is None:
+            return
+        waiter = stream.waiter
+        stream.waiter = None
+        if waiter is None or waiter.done():
+            return
+        headers = event.headers
+        status = 0
+        fields: list[Header] = []
+        for name, value in headers:
+            if name[0:1] == b":":
+                if name == b":status" and len(value) == 3 and value.isdigit():
+                    status = int(value)
+            else:
+                fields.append((name, value))
+        if not status:
+            self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
+            waiter.set_exception(RemoteProtocolError("HTTP/2 response without a valid :status"))
+            return
+        self.response_started = True
+        body = stream.body = _Body(self, stream.id, stream.read_timeout)
+        if stream.is_head or event.stream_ended is not None:
+            stream.received_end = True
+            body.finish()
+            stream.body = None
+            if not stream.sending:
+                self._release(stream)
+        waiter.set_result((status, "HTTP/2", fields, body))
+
+    def _data_received(self, event: h2.events.DataReceived) -> None:
+        stream = self._streams.get(event.stream_id)
+        size = event.flow_controlled_length
+        body = stream.body if stream is not None else None
+        if body is None or body.closed:
+            self._consumed(0, size)  # nobody will read it: hand the credit back now
+            return
+        data = event.data
+        if size != len(data):
+            self._consumed(event.stream_id, size - len(data))  # padding
+        if data:
+            body.feed(data)
+
+    def _stream_ended(self, event: h2.events.StreamEnded) -> None:
+        stream = self._streams.get(event.stream_id)
+        if stream is None or stream.received_end:
+            return
+        stream.received_end = True
+        body = stream.body
+        if body is not None:
+            stream.body = None
+            body.finish()
+        if not stream.sending:
+            self._release(stream)
+
+    def _stream_reset(self, event: h2.events.StreamReset) -> None:
+        stream = self._streams.get(event.stream_id)
+        if stream is None:
+            return
+        code = event.error_code
+        name = getattr(code, "name", str(code))
+        if stream.received_end:
+            self._release(stream)  # the response is complete; the server stopped our upload
+            return
+        if code == ErrorCodes.REFUSED_STREAM and stream.waiter is not None:
+            error: Exception = StreamNotProcessed(
+                f"the server refused stream {event.stream_id} (REFUSED_STREAM)"
+            )
+        else:
+            error = RemoteProtocolError(f"the server reset stream {event.stream_id} ({name})")
+        self._fail_stream(stream, error)
+
+    def _window_updated(self, event: h2.events.WindowUpdated) -> None:
+        if event.stream_id:
+            stream = self._streams.get(event.stream_id)
+            if stream is not None:
+                _wake(stream.window_waiter)
+            return
+        for stream in self._streams.values():
+            _wake(stream.window_waiter)
+
+    def _settings_changed(self, event: h2.events.RemoteSettingsChanged) -> None:
+        self._settings_received = True
+        limit = self._h2.remote_settings.max_concurrent_streams
+        previous = self._max_streams
+        self._max_streams = max(1, min(limit, MAX_STREAMS))
+        if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
+            for stream in self._streams.values():
+                _wake(stream.window_waiter)
+        if self._max_streams > previous:
+            self._place_freed()
+
+    def _terminated(self, event: h2.events.ConnectionTerminated) -> None:
+        """GOAWAY: no new streams; those above last_stream_id were never processed."""
+        last = event.last_stream_id if event.last_stream_id is not None else 0
+        was_closing = self._closing
+        self._closing = True
+        code = getattr(event.error_code, "name", str(event.error_code))
+        for stream in list(self._streams.values()):
+            if stream.id > last:
+                self._fail_stream(
+                    stream,
+                    StreamNotProcessed(
+                        f"the server sent GOAWAY ({code}) before processing stream {stream.id}"
+                    ),
+                )
+        if not was_closing:
+            self._on_lost(self)  # leaves the pool's shared set; in-flight streams go on
+        if not self._streams and self._transport is not None:
+            self._transport.close()
+
+    # -- streams ending -----------------------------------------------------------------------
+
+    def _consumed(self, stream_id: int, size: int) -> None:
+        """``size`` flow-controlled bytes of ``stream_id`` were read (or dropped): grant them."""
+        if self._closed:
+            return
+        self._connection_unacked += size
+        conn = self._h2
+        granted = False
+        if self._connection_unacked >= CONNECTION_WINDOW // 4:
+            conn.increment_flow_control_window(self._connection_unacked)
+            self._connection_unacked = 0
+            granted = True
+        stream = self._streams.get(stream_id) if stream_id else None
+        if stream is not None and not stream.received_end:
+            stream.unacked += size
+            if stream.unacked >= STREAM_WINDOW // 4:
+                try:
+                    conn.increment_flow_control_window(stream.unacked, stream_id)
+                    granted = True
+                except (KeyError, h2.exceptions.ProtocolError):
+                    pass
+                stream.unacked = 0
+        if granted:
+            self._schedule_flush()
+
+    def _reset(self, stream: _Stream, code: ErrorCodes) -> None:
+        """We give up on a stream: RST_STREAM, and its place is free."""
+        if stream.id not in self._streams:
+            return
+        if not self._closed:
+            try:
+                self._h2.reset_stream(stream.id, code)
+            except h2.exceptions.ProtocolError:
+                pass
+            self._schedule_flush()
+        body = stream.body
+        if body is not None:
+            self._consumed(0, body._buffered)  # noqa: SLF001 - what is dropped unread
+        self._fail_stream(stream, ReadError(f"stream {stream.id} was reset by the client"))
+
+    def _fail_stream(self, stream: _Stream, error: Exception) -> None:
+        waiter = stream.waiter
+        stream.waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+        body = stream.body
+        stream.body = None
+        if body is not None:
+            body.fail(error)
+        _wake(stream.window_waiter, error)
+        self._release(stream)
+
+    def _release(self, stream: _Stream) -> None:
+        if self._streams.pop(stream.id, None) is None:
+            return
+        self._in_use -= 1
+        self._place_freed()
+
+    def _place_freed(self) -> None:
+        if self._closing:
+            if not self._streams and self._transport is not None and not self._closed:
+                self._transport.close()
+            return
+        if not self._closed:
+            self._on_idle(self)
+
+    def _shut(self, error: Exception, abort: bool = False) -> None:
+        """The connection is finished: every stream fails with ``error``."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        transport = self._transport
+        if transport is not None:
+            transport.abort() if abort else transport.close()
+        for stream in list(self._streams.values()):
+            self._fail_stream(stream, error)
+        for waiter in self._drain_waiters:
+            _wake(waiter, WriteError(f"connection lost while sending the request: {error}"))
+        self._drain_waiters = []
+        self._on_lost(self)
+
+    # -- StreamOwner --------------------------------------------------------------------------
+
+    def pause_body(self) -> None:
+        """Nothing to do: the stream's flow-control window bounds what the server may send."""
+
+    def resume_body(self) -> None:
+        """See pause_body."""
+
+    def abandon_body(self, stream: BodyStream) -> None:
+        if isinstance(stream, _Body):
+            state = self._streams.get(stream.stream_id)
+            if state is not None and state.body is stream:
+                self._reset(state, ErrorCodes.CANCEL)
+
+
+def _count(chunk: Any, left: int) -> int:
+    if not isinstance(chunk, (bytes, bytearray, memoryview)):
+        raise TypeError(f"request body chunks must be bytes, not {type(chunk).__name__}")
+    if left < 0:
+        return left
+    size = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+    if size > left:
+        raise LocalProtocolError("the request body is longer than its Content-Length")
+    return left - size
+
+
+def _wake(waiter: asyncio.Future[Any] | None, error: BaseException | None = None) -> None:
+    if waiter is not None and not waiter.done():
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+
+
+def _time_out_write(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(WriteTimeout("the request body could not be sent in time"))
+
+
+class Negotiator(asyncio.BaseProtocol):
+    """Stands in for the connection until TLS is up, then hands the transport to the protocol
+    that ALPN chose: ``make_h2()`` for "h2", else ``make_h1()``."""
+
+    def __init__(self, make_h1: Callable[[], Any], make_h2: Callable[[], Any]) -> None:
+        self._make_h1 = make_h1
+        self._make_h2 = make_h2
+        self.protocol: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        protocol = self._make_h2() if alpn == "h2" else self._make_h1()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        self.protocol = protocol
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.protocol is not None:
+            self.protocol.connection_lost(exc)
