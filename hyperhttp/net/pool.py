@@ -37,6 +37,7 @@ _RECEIVE_BUFFER = 256 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _GRANT = object()  # a waiter's result meaning "capacity is reserved for you: connect"
 _RETRY = object()  # a waiter's result meaning "what you waited for is not coming: look again"
+_GROW = object()  # "the origin's HTTP/2 streams ran out: open one more connection" (counted)
 _REPLAYS = 3  # requests an HTTP/2 server did not process are sent again at most this often
 _ORIGIN_LIMIT = 1024  # origin records kept before idle ones are pruned
 
@@ -330,8 +331,8 @@ class ConnectionPool(Transport):
                 return await self._connect(origin, connect_timeout)
             else:
                 result = await self._wait(origin, pool_timeout)
-            if result is _GRANT:
-                return await self._connect(origin, connect_timeout)
+            if result is _GRANT or result is _GROW:
+                return await self._connect(origin, connect_timeout, result is _GROW)
             if result is not _RETRY:
                 return result
             connection = self._take_stream(origin) if origin.shared else None
@@ -367,8 +368,10 @@ class ConnectionPool(Transport):
 
     def _give_back(self, origin: _Origin, result: Any) -> None:
         """A waiter was cancelled after it was served: pass on what it was given."""
-        if result is _GRANT:
+        if result is _GRANT or result is _GROW:
             self._total -= 1
+            if result is _GROW:
+                origin.connecting -= 1
             self._grant_capacity()
         elif result is not _RETRY:
             if result.multiplexed:
@@ -387,14 +390,17 @@ class ConnectionPool(Transport):
         if oldest is not None:
             self._discard(oldest)
 
-    async def _connect(self, origin: _Origin, connect_timeout: float | None) -> Any:
+    async def _connect(
+        self, origin: _Origin, connect_timeout: float | None, counted: bool = False
+    ) -> Any:
         """Open a connection; the caller has already reserved its place under the global cap.
 
         An HTTP/2 connection comes back with a stream reserved for the caller."""
         loop = self._loop
         assert loop is not None
         timeouts = [t for t in (connect_timeout, self.connect_timeout) if t is not None]
-        origin.connecting += 1
+        if not counted:
+            origin.connecting += 1
         ssl_context = None
         if origin.tls:
             if self._ssl_context is None:
@@ -500,6 +506,20 @@ class ConnectionPool(Transport):
                 waiter.future.set_result(connection)
         if not waiters:
             self._waiting_origins.discard(origin)
+        elif (
+            not origin.connecting
+            and self._total < self.max_connections
+            and not any(c.available or not c.ready for c in origin.shared)
+        ):
+            # Every stream is taken and requests queue: the first of them opens a connection
+            # (one at a time; those behind it get places when its SETTINGS arrive).
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.future.done():
+                    self._total += 1
+                    origin.connecting += 1
+                    waiter.future.set_result(_GROW)
+                    break
         if connection.in_use == 0 and self._loop is not None:
             connection.idle_since = self._loop.time()
             if self._sweep_handle is None and self.keepalive_expiry is not None:

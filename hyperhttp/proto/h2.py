@@ -49,6 +49,9 @@ __all__ = ["H2Connection", "StreamNotProcessed", "request_headers"]
 STREAM_WINDOW = 1 << 20
 CONNECTION_WINDOW = 1 << 24
 MAX_STREAMS = 1000  # our own cap, whatever the server allows
+MAX_FRAME = (
+    1 << 18
+)  # the largest frame we accept: fewer, larger DATA frames from servers that use it
 _WRITE_BATCH = 256 * 1024  # DATA queued in h2 before it is written out
 _HIGHEST_STREAM_ID = 2**31 - 1
 
@@ -475,8 +478,10 @@ class H2Connection(asyncio.BufferedProtocol):
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 1 << 16,
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: MAX_FRAME,
             },
         )
+        conn.max_inbound_frame_size = MAX_FRAME  # h2 copied the default when it was built
         conn.initiate_connection()
         conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
         self._write_out()

@@ -110,6 +110,14 @@ def hypercorn_tls(certs: Certs) -> Iterator[HypercornServer]:
 
 
 @pytest.fixture(scope="session")
+def hypercorn_h2(certs: Certs) -> Iterator[HypercornServer]:
+    """hypercorn over TLS allowing 250 concurrent HTTP/2 streams per connection."""
+    server = HypercornServer(certs.server_cert, certs.server_key, h2_max_streams=250).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def hypercorn_mtls(certs: Certs) -> Iterator[HypercornServer]:
     """hypercorn over TLS that requires a client certificate signed by ``certs.ca``."""
     server = HypercornServer(certs.server_cert, certs.server_key, certs.ca_path).start()

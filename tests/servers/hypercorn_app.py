@@ -38,8 +38,16 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def pattern(size: int) -> bytes:
-    """Deterministic, non-repeating-looking bytes for body checks."""
-    return bytes((i * 7 + i // 251) % 256 for i in range(size))
+    """Deterministic, non-repeating-looking bytes for body checks: byte i is (7i + i // 251) % 256.
+
+    That sequence repeats every 251 * 128 bytes (block q of 251 bytes is (222q + 7r) % 256, and
+    222q % 256 repeats every 128 blocks), so one period is built once and repeated: a 50 MB body
+    takes milliseconds, not seconds."""
+    repeats = size // len(_PERIOD) + 1
+    return (_PERIOD * repeats)[:size]
+
+
+_PERIOD = bytes((i * 7 + i // 251) % 256 for i in range(251 * 128))
 
 
 TEXT = "héllo wörld €"
@@ -327,7 +335,8 @@ class HypercornServer:
     """hypercorn on 127.0.0.1:<free port>, in a thread with its own asyncio loop.
 
     With ``certfile``/``keyfile`` it serves TLS (ALPN h2 and http/1.1); with ``ca_certs`` too it
-    requires a client certificate signed by that CA.
+    requires a client certificate signed by that CA. Plain HTTP also takes HTTP/2 with prior
+    knowledge (h2c); ``h2_max_streams`` is its SETTINGS_MAX_CONCURRENT_STREAMS.
     """
 
     def __init__(
@@ -336,11 +345,13 @@ class HypercornServer:
         keyfile: str | None = None,
         ca_certs: str | None = None,
         app: Any = None,
+        h2_max_streams: int = 100,
     ) -> None:
         self.app = app if app is not None else App()
         self.certfile = certfile
         self.keyfile = keyfile
         self.ca_certs = ca_certs
+        self.h2_max_streams = h2_max_streams
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
@@ -370,6 +381,7 @@ class HypercornServer:
         config.accesslog = None
         config.errorlog = None
         config.keep_alive_timeout = 30
+        config.h2_max_concurrent_streams = self.h2_max_streams
         if self.certfile is not None:
             config.certfile = self.certfile
             config.keyfile = self.keyfile

@@ -1,0 +1,220 @@
+"""HTTP/2 against hypercorn: ALPN, multiplexing on one connection, flow control both ways, h2c.
+
+hypercorn counts the TCP connections it saw (distinct client ports); the pool's stats count
+streams. Faults that hypercorn does not produce on demand (RST_STREAM, GOAWAY, refused streams,
+hangs) are in test_http2_faults.py against a scripted HTTP/2 server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import pathlib
+import subprocess
+import sys
+import zlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+import hyperhttp
+from hyperhttp import LocalProtocolError, MultipartFile
+from hyperhttp.proto.h2 import STREAM_WINDOW
+from tests.integration.conftest import Certs
+from tests.servers.faults import established
+from tests.servers.hypercorn_app import HypercornServer, pattern
+
+MB = 1_000_000
+
+
+async def test_two_hundred_concurrent_requests_use_one_connection(
+    hypercorn_h2: HypercornServer, certs: Certs
+) -> None:
+    hypercorn_h2.reset_connections()
+    async with hyperhttp.Client(verify=certs.ca_path) as client:
+        responses = await asyncio.gather(
+            *(client.get(f"{hypercorn_h2.url}/bytes/{n}") for n in range(200))
+        )
+        assert {r.http_version for r in responses} == {"HTTP/2"}
+        for n, response in enumerate(responses):
+            assert await response.aread() == pattern(n)
+        stats = client.get_pool_stats()[hypercorn_h2.url]
+    assert hypercorn_h2.connections() == 1
+    assert stats["connections"] == 1 and stats["requests"] == 200
+    assert stats["streams"] == 0 and stats["max_streams"] == 250
+
+
+async def test_a_second_connection_opens_only_when_streams_run_out(
+    hypercorn_tls: HypercornServer, certs: Certs
+) -> None:
+    hypercorn_tls.reset_connections()  # this server allows 100 streams per connection
+    async with hyperhttp.Client(verify=certs.ca_path) as client:
+        responses = await asyncio.gather(
+            *(client.get(f"{hypercorn_tls.url}/bytes/100") for _ in range(150))
+        )
+        assert all(r.status_code == 200 and r.http_version == "HTTP/2" for r in responses)
+        stats = client.get_pool_stats()[hypercorn_tls.url]
+        assert stats["connections"] == 2 and stats["max_streams"] == 200
+        # Later requests reuse them; no third connection.
+        for _ in range(3):
+            await asyncio.gather(*(client.get(f"{hypercorn_tls.url}/bytes/10") for _ in range(50)))
+        assert client.get_pool_stats()[hypercorn_tls.url]["connections"] == 2
+    assert hypercorn_tls.connections() == 2
+
+
+async def test_http2_false_speaks_http11(hypercorn_tls: HypercornServer, certs: Certs) -> None:
+    async with hyperhttp.Client(verify=certs.ca_path, http2=False) as client:
+        response = await client.get(f"{hypercorn_tls.url}/bytes/10")
+        assert response.http_version == "HTTP/1.1"
+        assert "streams" not in client.get_pool_stats()[hypercorn_tls.url]
+
+
+async def test_h2c_with_prior_knowledge(hypercorn: HypercornServer) -> None:
+    hypercorn.reset_connections()
+    async with hyperhttp.Client(http2_prior_knowledge=True) as client:
+        responses = await asyncio.gather(
+            *(client.get(f"{hypercorn.url}/bytes/{n}") for n in (1, 1000, 100_000) * 10)
+        )
+        assert {r.http_version for r in responses} == {"HTTP/2"}
+        for n, response in zip((1, 1000, 100_000) * 10, responses, strict=True):
+            assert await response.aread() == pattern(n)
+        head = await client.head(f"{hypercorn.url}/bytes/100")
+        assert head.headers["content-length"] == "100" and await head.aread() == b""
+    assert hypercorn.connections() == 1
+    async with hyperhttp.Client() as client:  # without the option: HTTP/1.1
+        assert (await client.get(f"{hypercorn.url}/bytes/1")).http_version == "HTTP/1.1"
+
+
+async def test_request_headers_arrive_lower_cased_without_connection_fields(
+    hypercorn_tls: HypercornServer, certs: Certs
+) -> None:
+    async with hyperhttp.Client(verify=certs.ca_path) as client:
+        response = await client.get(
+            f"{hypercorn_tls.url}/echo/path?q=1",
+            headers={"X-Custom": "Value", "Connection": "keep-alive", "TE": "gzip"},
+        )
+        echoed = json.loads(await response.aread())
+    names = [name for name, _ in echoed["headers"]]
+    headers = dict(echoed["headers"])
+    assert all(name == name.lower() for name in names)
+    assert headers["x-custom"] == "Value"
+    assert "connection" not in headers and "te" not in headers
+    # Host went as :authority, which hypercorn hands its app as the one host field.
+    assert names.count("host") == 1 and headers["host"] == hypercorn_tls.url.split("//")[1]
+    assert echoed["path"] == "/echo/path" and echoed["query"] == "q=1"
+
+
+async def _body(size: int, piece: int = 100_000) -> AsyncIterator[bytes]:
+    data = pattern(size)
+    for start in range(0, size, piece):
+        yield data[start : start + piece]
+
+
+@pytest.mark.parametrize("kind", ["bytes", "iterator", "multipart"])
+async def test_uploads_larger_than_the_initial_window(
+    hypercorn_tls: HypercornServer, certs: Certs, kind: str
+) -> None:
+    size = 3 * MB  # hypercorn's windows are 65,535 bytes: the upload waits for WINDOW_UPDATEs
+    async with hyperhttp.Client(verify=certs.ca_path) as client:
+        if kind == "multipart":
+            files = {"f": MultipartFile(pattern(size), filename="f.bin")}
+            response = await client.post(f"{hypercorn_tls.url}/multipart", files=files)
+            parts = json.loads(await response.aread())["parts"]
+            assert parts[0]["length"] == size
+            assert parts[0]["sha256"] == hashlib.sha256(pattern(size)).hexdigest()
+            return
+        content = pattern(size) if kind == "bytes" else _body(size)
+        response = await client.post(f"{hypercorn_tls.url}/hash", content=content)
+        assert response.http_version == "HTTP/2"
+        result = json.loads(await response.aread())
+    assert result["length"] == size
+    assert result["sha256"] == hashlib.sha256(pattern(size)).hexdigest()
+    assert result["content-length"] == (str(size) if kind == "bytes" else None)
+
+
+async def test_a_body_shorter_than_its_length_resets_only_its_stream(
+    hypercorn_tls: HypercornServer, certs: Certs
+) -> None:
+    async with hyperhttp.Client(verify=certs.ca_path) as client:
+        slow = asyncio.ensure_future(client.get(f"{hypercorn_tls.url}/bytes/1000"))
+        with pytest.raises(LocalProtocolError, match="short of its Content-Length"):
+            await client.post(
+                f"{hypercorn_tls.url}/hash",
+                content=_body(1000),
+                headers={"Content-Length": "5000"},
+            )
+        assert await (await slow).aread() == pattern(1000)
+        after = await client.get(f"{hypercorn_tls.url}/bytes/10")
+        assert await after.aread() == pattern(10)
+        assert client.get_pool_stats()[hypercorn_tls.url]["connections"] == 1
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")  # pragma: no cover
+
+
+@pytest.fixture(scope="module")
+def subprocess_server() -> Iterator[str]:
+    """hypercorn in its own process, so that its memory is not counted in the test's."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.servers.hypercorn_app"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=root,
+    )
+    assert process.stdout is not None and process.stdin is not None
+    port = int(process.stdout.readline())
+    yield f"http://127.0.0.1:{port}"
+    process.stdin.close()
+    process.wait(10)
+
+
+async def test_a_slow_reader_of_50_mb_holds_at_most_a_window(subprocess_server: str) -> None:
+    size = 50 * MB
+    expected = zlib.crc32(pattern(size))
+    async with hyperhttp.Client(http2_prior_knowledge=True, timeout=30) as client:
+        baseline = _rss()
+        response = await client.get(f"{subprocess_server}/bytes/{size}")
+        assert response.http_version == "HTTP/2"
+        stream = response._stream  # the BodyStream: what arrived vs what was read
+        crc = 0
+        read = 0
+        peak_buffered = 0
+        peak_rss = 0
+        async for chunk in response.aiter_raw():
+            read += len(chunk)
+            crc = zlib.crc32(chunk, crc)
+            peak_buffered = max(peak_buffered, stream.received - read)
+            peak_rss = max(peak_rss, _rss())
+            await asyncio.sleep(0.002)  # a reader slower than loopback
+    assert read == size and crc == expected
+    # Credit goes back only as bytes are read: never more than a stream window is held.
+    assert STREAM_WINDOW // 2 < peak_buffered <= STREAM_WINDOW, peak_buffered
+    assert peak_rss - baseline < 24 * MB
+
+
+async def test_cancelling_one_request_leaves_the_others_alone(
+    hypercorn_h2: HypercornServer, certs: Certs
+) -> None:
+    async with hyperhttp.Client(verify=certs.ca_path) as client:
+        big = await client.get(f"{hypercorn_h2.url}/bytes/{5 * MB}")  # head in, body pending
+        url = f"{hypercorn_h2.url}/bytes/5000"
+        others = [asyncio.ensure_future(client.get(url)) for _ in range(20)]
+        reader = asyncio.ensure_future(big.aread())
+        await asyncio.sleep(0)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        for task in others:
+            assert await (await task).aread() == pattern(5000)
+        stats = client.get_pool_stats()[hypercorn_h2.url]
+        assert stats["connections"] == 1 and stats["streams"] == 0
+        again = await client.get(f"{hypercorn_h2.url}/bytes/100")
+        assert await again.aread() == pattern(100)
+        assert established(hypercorn_h2.port) == 1
