@@ -187,6 +187,7 @@ class H2Connection(asyncio.BufferedProtocol):
             split_outbound_cookies=False,
         )
         self._h2 = h2.connection.H2Connection(config)
+        _drain_after_goaway(self._h2)
         self._streams: dict[int, _Stream] = {}
         self._max_streams = 1  # until the server's SETTINGS say otherwise
         self._settings_received = False
@@ -378,6 +379,8 @@ class H2Connection(asyncio.BufferedProtocol):
                 self._write_out()
                 if self._write_paused:
                     await self._drain(timeout)
+        if self._queued:
+            self._write_out()  # before the next piece is awaited
         return True
 
     async def _wait_window(self, stream: _Stream, timeout: float | None) -> None:
@@ -731,6 +734,30 @@ class H2Connection(asyncio.BufferedProtocol):
             state = self._streams.get(stream.stream_id)
             if state is not None and state.body is stream:
                 self._reset(state, ErrorCodes.CANCEL)
+
+
+def _drain_after_goaway(conn: h2.connection.H2Connection) -> None:
+    """Let streams at or below a GOAWAY's last_stream_id finish (RFC 9113 section 6.8).
+
+    h2 closes its connection state machine on receiving GOAWAY and then rejects every later frame,
+    so the streams the server promised to complete could not (python-hyper/h2 issue 1181). Here the
+    state stays open on a received GOAWAY, and what is queued to send is kept; this connection
+    opens no new stream after it (``_closing``).
+    """
+    machine = conn.state_machine
+    process_input = machine.process_input
+
+    def keep_open(input_: h2.connection.ConnectionInputs) -> list[Any]:
+        if input_ is h2.connection.ConnectionInputs.RECV_GOAWAY:
+            return []
+        return process_input(input_)
+
+    machine.process_input = keep_open  # type: ignore[method-assign]
+    conn.clear_outbound_data_buffer = _keep_outbound  # type: ignore[method-assign]
+
+
+def _keep_outbound() -> None:
+    """See _drain_after_goaway."""
 
 
 def _count(chunk: Any, left: int) -> int:
