@@ -41,6 +41,7 @@ from ..exceptions import (
     WriteError,
     WriteTimeout,
 )
+from . import _hpack
 from .h1 import ConnectionNotAvailable, RequestBody, ResponseHead
 from .stream import BodyStream
 
@@ -187,6 +188,7 @@ class H2Connection(asyncio.BufferedProtocol):
             split_outbound_cookies=False,
         )
         self._h2 = h2.connection.H2Connection(config)
+        _hpack.install(self._h2)
         _drain_after_goaway(self._h2)
         self._streams: dict[int, _Stream] = {}
         self._max_streams = 1  # until the server's SETTINGS say otherwise
