@@ -110,6 +110,21 @@ def install_legacy() -> tuple[Path | None, str]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def ensure_legacy(chosen: dict[str, list[str]], scenarios: list[str], notes: list[str]) -> None:
+    """Install 2.1.0 when a client of ``scenarios`` needs it; when that fails, drop those clients.
+
+    ``chosen`` maps a scenario to its clients and is changed in place; ``notes`` gets a line.
+    """
+    if any(lib.startswith("hyperhttp-2.1.0") for s in scenarios for lib in chosen[s]):
+        where, why = install_legacy()
+        notes.append(f"hyperhttp {LEGACY_VERSION}: {why}")
+        if where is None:
+            for scenario in scenarios:
+                chosen[scenario] = [
+                    lib for lib in chosen[scenario] if not lib.startswith("hyperhttp-2.1.0")
+                ]
+
+
 def start_sink() -> tuple[str, Callable[[], None]]:
     """``perf/sink.py`` on a free port of 127.0.0.1, pinned to the last CPU; (base URL, stop)."""
     port = _free_port()
@@ -253,14 +268,7 @@ def run_bulk(
         for lib in [lib for lib in chosen[scenario] if not _available(lib)]:
             chosen[scenario].remove(lib)
             notes.append(f"{scenario}: {lib} skipped (not installed)")
-    if any(lib.startswith("hyperhttp-2.1.0") for s in scenarios for lib in chosen[s]):
-        where, why = install_legacy()
-        notes.append(f"hyperhttp {LEGACY_VERSION}: {why}")
-        if where is None:
-            for scenario in scenarios:
-                chosen[scenario] = [
-                    lib for lib in chosen[scenario] if not lib.startswith("hyperhttp-2.1.0")
-                ]
+    ensure_legacy(chosen, scenarios, notes)
     root = Path(tempfile.mkdtemp(prefix="hyperhttp-perf-bulk-"))
     stops: list[Callable[[], None]] = []
     options: dict[str, list[str]] = {}

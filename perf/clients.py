@@ -9,6 +9,16 @@ every client trusts it and verifies the server's certificate and name (127.0.0.1
 none turns verification off. ``--verify-check OTHER_CA`` instead makes one request trusting
 ``--ca`` (must succeed) and one, from a fresh client, trusting only OTHER_CA (must fail), and
 prints the outcome: the proof that the client really verifies.
+
+``--http2`` (the h2 scenario, an ``https://`` URL served with HTTP/2) picks the HTTP/2 clients:
+``hyperhttp`` and ``hyperhttp-2.1.0`` (``Client(http2=True)``; 2.1.0 is the release on PyPI,
+imported from ``--legacy-dir``), ``httpx`` (``AsyncClient(http2=True)``), ``pyreqwest``
+(``ClientBuilder().http2(True)``) and two ceilings on the ``h2`` library (one connection,
+``--concurrency`` streams on it, nothing else): ``h2-ceiling`` with header validation and
+normalisation off, ``h2-ceiling-default`` with the default ``H2Configuration``. Every client
+offers h2 and http/1.1 by ALPN and every response's protocol is checked (the ceilings check ALPN):
+before the warm-up one request is made, and a client that did not get HTTP/2 exits with
+``not HTTP/2: ...`` instead of measuring; a later response that is not HTTP/2 is an error.
 """
 
 from __future__ import annotations
@@ -23,10 +33,45 @@ import sys
 import time
 from array import array
 from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 Fetch = Callable[[], Awaitable[int]]  # returns the body length
 Factory = Callable[[str, int, "str | None"], Awaitable[tuple[Fetch, Callable[[], Awaitable[None]]]]]
+LEGACY = "hyperhttp-2.1.0"  # the release on PyPI, imported from --legacy-dir (perf/bulk.py)
+
+
+class NotHTTP2(Exception):
+    """An --http2 client got a response over another protocol (the message is that protocol)."""
+
+
+def use_legacy_hyperhttp(directory: str | None) -> None:
+    """Import ``hyperhttp`` from ``directory`` (2.1.0), never from the repository."""
+    if not directory:
+        raise SystemExit(f"{LEGACY} needs --legacy-dir")
+    sys.path.insert(0, directory)
+    sys.meta_path[:] = [
+        finder
+        for finder in sys.meta_path
+        if not getattr(finder, "__module__", "").startswith("__editable__")
+    ]
+    import hyperhttp
+
+    where = Path(hyperhttp.__file__).resolve()
+    assert hyperhttp.__version__ == "2.1.0", hyperhttp.__version__
+    assert where.is_relative_to(Path(directory).resolve()), where
+
+
+def pinned_loop(name: str) -> asyncio.AbstractEventLoop:
+    """Pin this process to CPU 0 (when there are others) and make an ``asyncio`` or ``uvloop``."""
+    if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.SelectorEventLoop()
 
 
 def _context(ca: str) -> ssl.SSLContext:
@@ -35,8 +80,9 @@ def _context(ca: str) -> ssl.SSLContext:
 
 
 async def _hyperhttp(
-    url: str, concurrency: int, ca: str | None
+    url: str, concurrency: int, ca: str | None, http2: bool = False
 ) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
+    """This repository's hyperhttp, or 2.1.0 once ``use_legacy_hyperhttp`` has imported it."""
     import hyperhttp
 
     client = hyperhttp.Client(
@@ -44,6 +90,7 @@ async def _hyperhttp(
         max_keepalive_connections=concurrency,
         timeout=30.0,
         verify=ca if ca else True,
+        **({"http2": True} if http2 else {}),
     )
 
     async def fetch() -> int:
@@ -51,6 +98,8 @@ async def _hyperhttp(
         body = await response.aread()
         if response.status_code != 200:
             raise RuntimeError(response.status_code)
+        if http2 and response.http_version[:6] != "HTTP/2":  # "HTTP/2" (2.1.0 and today's)
+            raise NotHTTP2(response.http_version)
         return len(body)
 
     return fetch, client.aclose
@@ -75,32 +124,36 @@ async def _aiohttp(
 
 
 async def _httpx(
-    url: str, concurrency: int, ca: str | None
+    url: str, concurrency: int, ca: str | None, http2: bool = False
 ) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    client = httpx.AsyncClient(limits=limits, timeout=30.0, verify=_context(ca) if ca else True)
+    client = httpx.AsyncClient(
+        limits=limits, timeout=30.0, verify=_context(ca) if ca else True, http2=http2
+    )
 
     async def fetch() -> int:
         response = await client.get(url)
         if response.status_code != 200:
             raise RuntimeError(response.status_code)
+        if http2 and response.http_version != "HTTP/2":
+            raise NotHTTP2(response.http_version)
         return len(response.content)
 
     return fetch, client.aclose
 
 
 async def _pyreqwest(
-    url: str, concurrency: int, ca: str | None
+    url: str, concurrency: int, ca: str | None, http2: bool = False
 ) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
-    from pathlib import Path
-
     from pyreqwest.client import ClientBuilder
 
     builder = ClientBuilder().max_connections(concurrency).pool_max_idle_per_host(concurrency)
     if ca:  # rustls; verification stays on (danger_accept_invalid_certs is never called)
         builder = builder.add_root_certificate_pem(Path(ca).read_bytes())
+    if http2:  # off by default in pyreqwest; on, ALPN offers h2 and http/1.1
+        builder = builder.http2(True)
     client = builder.build()
 
     async def fetch() -> int:
@@ -108,6 +161,8 @@ async def _pyreqwest(
         body = await response.bytes()
         if response.status != 200:
             raise RuntimeError(response.status)
+        if http2 and response.version != "HTTP/2.0":
+            raise NotHTTP2(response.version)
         return len(body)
 
     return fetch, client.close
@@ -180,12 +235,121 @@ async def _ceiling(
     return fetch, close
 
 
+async def _h2_ceiling(
+    url: str, concurrency: int, ca: str | None, validate: bool = False
+) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
+    """Raw asyncio ``Protocol`` + the ``h2`` library: ONE TLS connection, a stream per request.
+
+    The loop's own TLS with the stdlib context trusting ``ca``, ALPN must pick h2. Each request is
+    ``send_headers(end_stream=True)`` then one write; ``data_received`` feeds ``h2``, keeps each
+    stream's body, gives the flow-control window back (``acknowledge_received_data``) and writes
+    what ``h2`` has to send. ``validate=False`` turns off ``h2``'s header validation and
+    normalisation, inbound and outbound; ``True`` keeps the default ``H2Configuration``.
+    """
+    from urllib.parse import urlsplit
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    parts = urlsplit(url)
+    headers = [
+        (b":method", b"GET"),
+        (b":scheme", b"https"),
+        (b":authority", parts.netloc.encode()),
+        (b":path", parts.path.encode()),
+        (b"user-agent", b"h2-ceiling"),
+    ]
+    config = h2.config.H2Configuration(  # validate=True: these four are h2's defaults
+        client_side=True,
+        header_encoding=None,
+        validate_outbound_headers=validate,
+        normalize_outbound_headers=validate,
+        validate_inbound_headers=validate,
+        normalize_inbound_headers=validate,
+    )
+    loop = asyncio.get_running_loop()
+    DataReceived, ResponseReceived = h2.events.DataReceived, h2.events.ResponseReceived
+    StreamEnded = h2.events.StreamEnded
+
+    class Connection(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.h2 = h2.connection.H2Connection(config=config)
+            self.streams: dict[int, tuple[asyncio.Future[bytes], list[bytes]]] = {}
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            self.h2.initiate_connection()
+            transport.write(self.h2.data_to_send())
+
+        def data_received(self, data: bytes) -> None:
+            connection = self.h2
+            for event in connection.receive_data(data):
+                if isinstance(event, DataReceived):
+                    self.streams[event.stream_id][1].append(event.data)
+                    connection.acknowledge_received_data(
+                        event.flow_controlled_length, event.stream_id
+                    )
+                elif isinstance(event, StreamEnded):
+                    waiter, chunks = self.streams.pop(event.stream_id)
+                    if not waiter.done():  # done: failed on its status
+                        waiter.set_result(b"".join(chunks))
+                elif isinstance(event, ResponseReceived):
+                    if event.headers[0] != (b":status", b"200"):
+                        self.streams[event.stream_id][0].set_exception(
+                            RuntimeError(event.headers[0])
+                        )
+                elif isinstance(event, h2.events.StreamReset):
+                    self.streams.pop(event.stream_id)[0].set_exception(RuntimeError(event))
+            pending = connection.data_to_send()
+            if pending:
+                self.transport.write(pending)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            for waiter, _ in self.streams.values():
+                if not waiter.done():
+                    waiter.set_exception(ConnectionError("connection lost"))
+            self.streams.clear()
+
+        async def get(self) -> int:
+            connection = self.h2
+            stream_id = connection.get_next_available_stream_id()
+            connection.send_headers(stream_id, headers, end_stream=True)
+            self.transport.write(connection.data_to_send())
+            waiter = loop.create_future()
+            self.streams[stream_id] = (waiter, [])
+            return len(await waiter)
+
+    context = _context(ca) if ca else ssl.create_default_context()
+    context.set_alpn_protocols(["h2", "http/1.1"])  # as the other clients; h2 is required below
+    transport, protocol = await loop.create_connection(
+        Connection, parts.hostname, parts.port, ssl=context
+    )
+    selected = transport.get_extra_info("ssl_object").selected_alpn_protocol()
+    if selected != "h2":
+        transport.close()
+        raise NotHTTP2(f"ALPN {selected}")
+
+    async def close() -> None:
+        transport.close()
+
+    return protocol.get, close
+
+
 LIBRARIES: dict[str, Factory] = {
     "hyperhttp": _hyperhttp,
     "aiohttp": _aiohttp,
     "httpx": _httpx,
     "pyreqwest": _pyreqwest,
     "ceiling": _ceiling,
+}
+H2_LIBRARIES: dict[str, Factory] = {  # --http2
+    "hyperhttp": partial(_hyperhttp, http2=True),
+    LEGACY: partial(_hyperhttp, http2=True),  # main() imports 2.1.0 first
+    "httpx": partial(_httpx, http2=True),
+    "pyreqwest": partial(_pyreqwest, http2=True),
+    "h2-ceiling": _h2_ceiling,
+    "h2-ceiling-default": partial(_h2_ceiling, validate=True),
 }
 
 
@@ -197,8 +361,11 @@ async def measure(
     warmup: float,
     expected: int,
     ca: str | None = None,
+    http2: bool = False,
 ) -> dict[str, Any]:
-    fetch, close = await LIBRARIES[lib](url, concurrency, ca)
+    fetch, close = await (H2_LIBRARIES if http2 else LIBRARIES)[lib](url, concurrency, ca)
+    if http2:
+        await fetch()  # raises NotHTTP2 when the client did not get HTTP/2
     latencies = array("d")
     errors = 0
     counting = False
@@ -242,22 +409,28 @@ async def measure(
     }
 
 
-async def verify_check(lib: str, url: str, ca: str, other_ca: str) -> dict[str, Any]:
-    """One request trusting ``ca`` (must succeed), one trusting only ``other_ca`` (must fail)."""
+async def verify_check(
+    lib: str, url: str, ca: str, other_ca: str, http2: bool = False
+) -> dict[str, Any]:
+    """One request trusting ``ca`` (must succeed), one trusting only ``other_ca`` (must fail).
+
+    With ``http2``, a response over another protocol passed TLS all the same: it counts as "ok"
+    here (this checks verification), and the measurement reports "not HTTP/2".
+    """
     outcome: dict[str, Any] = {"lib": lib}
     for key, trusted in (("trusted_ca", ca), ("other_ca", other_ca)):
-        try:
-            fetch, close = await LIBRARIES[lib](url, 1, trusted)
-        except Exception as exc:  # the ceiling connects (and so verifies) while being set up
-            outcome[key] = f"error: {type(exc).__name__}: {exc}"[:200]
-            continue
-        try:
+        close = None
+        try:  # the ceilings connect (and so verify) while being set up
+            fetch, close = await (H2_LIBRARIES if http2 else LIBRARIES)[lib](url, 1, trusted)
             outcome[key] = f"ok, {await fetch()} bytes"
+        except NotHTTP2 as exc:
+            outcome[key] = f"ok, but not HTTP/2: {exc}"
         except Exception as exc:
             outcome[key] = f"error: {type(exc).__name__}: {exc}"[:200]
         finally:
             try:
-                await close()
+                if close is not None:
+                    await close()
             except Exception:
                 pass
     outcome["verifies"] = outcome["trusted_ca"].startswith("ok") and outcome["other_ca"].startswith(
@@ -280,7 +453,7 @@ def _peak_rss_mib() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--lib", required=True, choices=sorted(LIBRARIES))
+    parser.add_argument("--lib", required=True, choices=sorted(LIBRARIES | H2_LIBRARIES))
     parser.add_argument("--loop", default="uvloop", choices=["asyncio", "uvloop"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--expected", type=int, required=True, help="body length")
@@ -289,33 +462,41 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--ca", help="PEM of the CA to trust for an https URL")
     parser.add_argument("--verify-check", metavar="OTHER_CA", help="see the module's docstring")
+    parser.add_argument("--http2", action="store_true", help="the HTTP/2 clients (h2 scenario)")
+    parser.add_argument("--legacy-dir", help=f"where {LEGACY} is installed")
     args = parser.parse_args()
-    if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {0})
-    if args.loop == "uvloop":
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    else:
-        loop = asyncio.SelectorEventLoop()
+    if args.lib not in (H2_LIBRARIES if args.http2 else LIBRARIES):
+        parser.error(f"--lib {args.lib} is {'not ' if args.http2 else ''}an --http2 client")
+    if args.lib == LEGACY:
+        use_legacy_hyperhttp(args.legacy_dir)
+    loop = pinned_loop(args.loop)
     if args.verify_check:
         outcome = loop.run_until_complete(
-            verify_check(args.lib, args.url, args.ca, args.verify_check)
+            verify_check(args.lib, args.url, args.ca, args.verify_check, args.http2)
         )
         print(json.dumps(outcome))
         return
-    result = loop.run_until_complete(
-        measure(
-            args.lib,
-            args.url,
-            args.concurrency,
-            args.duration,
-            args.warmup,
-            args.expected,
-            args.ca,
+    try:
+        result = loop.run_until_complete(
+            measure(
+                args.lib,
+                args.url,
+                args.concurrency,
+                args.duration,
+                args.warmup,
+                args.expected,
+                args.ca,
+                args.http2,
+            )
         )
-    )
+    except NotHTTP2 as exc:
+        raise SystemExit(f"not HTTP/2: {args.lib} got {exc}") from None
     result["loop"] = args.loop
+    if args.lib.startswith("hyperhttp"):
+        import hyperhttp
+
+        result["version"] = hyperhttp.__version__
+        result["module"] = str(Path(hyperhttp.__file__).parent)
     print(json.dumps(result))
     sys.stdout.flush()
 

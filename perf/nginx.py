@@ -8,6 +8,17 @@ written to a file for the clients to verify against. The TLS server offers no se
 resumption (no tickets, no session cache), so every client pays full handshakes alike, and
 nginx logs the TLS parameters of the first request on each TLS connection (``tls.log``) so the
 benchmark can show how many handshakes each client made and what it negotiated.
+
+With ``h2=True`` (nginx only) the same paths are served over TLS with HTTP/2 on a third port:
+the same certificate and CA, the same TLS settings (no resumption), ALPN offering ``h2`` and
+``http/1.1`` (a client that does not ask for h2 gets HTTP/1.1 there, and the log shows it). Only
+``listen ... ssl http2`` (nginx < 1.25.1) or ``http2 on;`` (later) is added: every ``http2_*``
+setting is nginx's default, notably ``http2_max_concurrent_streams 128`` (more than the
+benchmark's 64 concurrent requests, so no client waits on the server's stream limit), a 64 KiB
+initial stream window and ``http2_chunk_size 8k``; ``keepalive_requests`` and
+``keepalive_timeout`` (above) also bound HTTP/2 connections since nginx 1.19.7. Its log,
+``h2.log``, has one line per connection (first request only), as ``tls.log``, with the
+``$server_protocol`` in front: ``HTTP/2.0`` proves that the client really spoke HTTP/2.
 """
 
 from __future__ import annotations
@@ -64,20 +75,26 @@ _BULK_LOCATION = """\
         }}
 """
 
-# The TLS twin of the server above. One log line per TLS connection (its first request only):
-# a map lookup per request, the only difference from the plain server besides TLS itself.
-_TLS_CONFIG = """
+# The TLS twins of the server above (HTTP/1.1 only, and HTTP/2). One log line per TLS connection
+# (its first request only): a map lookup per request, the only difference from the plain server
+# besides TLS itself. Over HTTP/2 each stream's $connection and $connection_requests are those of
+# its connection, so the map also picks the connection's first stream.
+_TLS_LOGS = """
     log_format tls '$connection $ssl_protocol $ssl_cipher $ssl_curve $ssl_session_reused';
-    map $connection_requests $first_on_connection {{ 1 1; default 0; }}
+    log_format h2 '$connection $server_protocol $ssl_protocol $ssl_cipher $ssl_curve '
+                  '$ssl_session_reused';
+    map $connection_requests $first_on_connection { 1 1; default 0; }
+"""
+_TLS_SERVER = """
     server {{
-        listen 127.0.0.1:{tls_port} ssl backlog=4096;
+        listen 127.0.0.1:{port} ssl{listen_http2} backlog=4096;{http2_on}
         root {root}/www;
         ssl_certificate {root}/tls/server.pem;
         ssl_certificate_key {root}/tls/server.key;
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_cache off;
         ssl_session_tickets off;
-        access_log {root}/tls.log tls if=$first_on_connection;
+        access_log {root}/{log}.log {log} if=$first_on_connection;
     }}
 """
 
@@ -89,8 +106,11 @@ class Server:
     stop: Callable[[], None]
     https_url: str | None = None  # set when started with tls=True
     ca_file: str | None = None  # the PEM every client verifies the TLS server against
-    tls_log: Path | None = None  # nginx only: one line per TLS connection, see _TLS_CONFIG
+    tls_log: Path | None = None  # nginx only: one line per TLS connection, see _TLS_LOGS
     tls_description: str = ""
+    h2_url: str | None = None  # nginx only, when started with h2=True: TLS with HTTP/2
+    h2_log: Path | None = None  # one line per connection, with its protocol first
+    h2_description: str = ""
 
 
 def make_certificates(directory: Path) -> dict[str, Path]:
@@ -218,21 +238,47 @@ def write_random(path: Path, size: int) -> None:
             written += len(piece)
 
 
+def _nginx_version(text: str) -> tuple[int, ...]:
+    """(1, 22, 1) from ``nginx -v``'s "nginx version: nginx/1.22.1"; () when not found."""
+    number = text.rpartition("/")[2].split()[0] if "/" in text else ""
+    return tuple(int(part) for part in number.split(".") if part.isdigit())
+
+
+def _tls_server(root: Path, port: int, log: str, http2: bool, version: tuple[int, ...]) -> str:
+    """A TLS server block for the same files; HTTP/2 with the syntax this nginx takes."""
+    new_syntax = http2 and version >= (1, 25, 1)  # "listen ... http2" is deprecated from 1.25.1
+    return _TLS_SERVER.format(
+        root=root,
+        port=port,
+        log=log,
+        listen_http2=" http2" if http2 and not new_syntax else "",
+        http2_on="\n        http2 on;" if new_syntax else "",
+    )
+
+
 def start_server(
-    prefer_nginx: bool = True, tls: bool = False, extra_sizes: tuple[int, ...] = ()
+    prefer_nginx: bool = True,
+    tls: bool = False,
+    extra_sizes: tuple[int, ...] = (),
+    h2: bool = False,
 ) -> Server:
     """Start a server (plain HTTP, and TLS on a second port when ``tls``); return its addresses.
 
     ``extra_sizes``: nginx only, more ``/bytes/<n>`` files, of random bytes (the download
     scenario's 1 GiB), written to the run's temp directory and removed by ``stop``, and served
     through buffers of 4 MiB rather than sendfile (see ``_BULK_LOCATION``).
+    ``h2``: nginx only, the same files over TLS with HTTP/2 on another port (``h2_url``; the
+    demo server has no HTTP/2, and leaves ``h2_url`` None).
     """
     binary = nginx_binary() if prefer_nginx else None
+    h2 = h2 and binary is not None
     port = _free_port()
     tls_port = _free_port() if tls else 0
+    h2_port = _free_port() if h2 else 0
     root = Path(tempfile.mkdtemp(prefix="hyperhttp-perf-"))
-    certificates = make_certificates(root / "tls") if tls else {}
+    certificates = make_certificates(root / "tls") if tls or h2 else {}
     tls_log: Path | None = None
+    h2_description = ""
     if binary is not None:
         (root / "www" / "bytes").mkdir(parents=True)
         (root / "tmp").mkdir()
@@ -240,23 +286,32 @@ def start_server(
             (root / "www" / "bytes" / str(size)).write_bytes(bytes(i % 251 for i in range(size)))
         for size in extra_sizes:
             write_random(root / "www" / "bytes" / str(size), size)
-        tls_server = _TLS_CONFIG.format(root=root, tls_port=tls_port) if tls else ""
+        version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
+        tls_server = _TLS_LOGS if tls or h2 else ""
+        if tls:
+            tls_server += _tls_server(root, tls_port, "tls", False, _nginx_version(version))
+        if h2:
+            tls_server += _tls_server(root, h2_port, "h2", True, _nginx_version(version))
         locations = "".join(_BULK_LOCATION.format(size=size) for size in extra_sizes)
         (root / "nginx.conf").write_text(
             _CONFIG.format(root=root, port=port, tls_server=tls_server, locations=locations)
         )
-        version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
         process = subprocess.Popen(
             [*_server_cpu(), binary, "-c", str(root / "nginx.conf"), "-p", str(root)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         description = f"{version.replace('nginx version: ', '')} (1 worker)"
+        openssl = _nginx_openssl(binary)
         tls_description = (
-            "TLS 1.2-1.3, HTTP/1.1 only, no session tickets or cache, "
-            f"running with {_nginx_openssl(binary)}"
+            f"TLS 1.2-1.3, HTTP/1.1 only, no session tickets or cache, running with {openssl}"
         )
         tls_log = root / "tls.log" if tls else None
+        h2_description = (
+            "TLS 1.2-1.3, ALPN h2 and http/1.1, nginx's default http2 settings "
+            "(http2_max_concurrent_streams 128), no session tickets or cache, "
+            f"running with {openssl}"
+        )
     else:
         code = _FALLBACK.format(
             port=port,
@@ -271,9 +326,9 @@ def start_server(
         )
         description = "hyperhttp demo server (asyncio+httptools; nginx not installed)"
         tls_description = "Python ssl module, HTTP/1.1 only, no session tickets"
-    _wait_accepting(port, process)
-    if tls:
-        _wait_accepting(tls_port, process)
+    for listening in (port, tls_port, h2_port):
+        if listening:
+            _wait_accepting(listening, process)
 
     def stop() -> None:
         terminate(process)
@@ -284,9 +339,12 @@ def start_server(
         description=description,
         stop=stop,
         https_url=f"https://127.0.0.1:{tls_port}" if tls else None,
-        ca_file=str(certificates["ca"]) if tls else None,
+        ca_file=str(certificates["ca"]) if tls or h2 else None,
         tls_log=tls_log,
         tls_description=tls_description if tls else "",
+        h2_url=f"https://127.0.0.1:{h2_port}" if h2 else None,
+        h2_log=root / "h2.log" if h2 else None,
+        h2_description=h2_description if h2 else "",
     )
 
 

@@ -41,7 +41,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from clients import _peak_rss_mib
+from clients import _peak_rss_mib, pinned_loop, use_legacy_hyperhttp
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -50,21 +50,6 @@ Download = Callable[[str], Awaitable[int]]  # returns the number of body bytes r
 Close = Callable[[], Awaitable[None]]
 AIOHTTP_CHUNK = 64 * 1024  # resp.content.iter_chunked(n) needs an n
 CEILING_BUFFER = 256 * 1024  # the BufferedProtocol ceiling's buffer (uvloop's own read size)
-
-
-def use_legacy_hyperhttp(directory: str) -> None:
-    """Import ``hyperhttp`` from ``directory`` (2.1.0), never from the repository."""
-    sys.path.insert(0, directory)
-    sys.meta_path[:] = [
-        finder
-        for finder in sys.meta_path
-        if not getattr(finder, "__module__", "").startswith("__editable__")
-    ]
-    import hyperhttp
-
-    where = pathlib.Path(hyperhttp.__file__).resolve()
-    assert hyperhttp.__version__ == "2.1.0", hyperhttp.__version__
-    assert where.is_relative_to(pathlib.Path(directory).resolve()), where
 
 
 def _cpu_seconds() -> float:
@@ -478,17 +463,8 @@ def main() -> None:
     parser.add_argument("--legacy-dir", help="where hyperhttp 2.1.0 is installed")
     args = parser.parse_args()
     if args.lib.startswith("hyperhttp-2.1.0"):
-        if not args.legacy_dir:
-            raise SystemExit("hyperhttp-2.1.0 needs --legacy-dir")
         use_legacy_hyperhttp(args.legacy_dir)
-    if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {0})
-    if args.loop == "uvloop":
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    else:
-        loop = asyncio.SelectorEventLoop()
+    loop = pinned_loop(args.loop)
     try:
         result = loop.run_until_complete(measure(args))
     except NotImplementedError as exc:
