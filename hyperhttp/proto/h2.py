@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 import h2.config
 import h2.connection
@@ -39,13 +39,24 @@ from ..exceptions import (
     RemoteProtocolError,
     TLSError,
     WriteError,
-    WriteTimeout,
 )
 from . import _hpack
 from .h1 import ConnectionNotAvailable, RequestBody, ResponseHead
+from .h2_streams import (
+    H2Body,
+    Negotiator,
+    StreamNotProcessed,
+    StreamState,
+    count_piece,
+    drain_after_goaway,
+    request_headers,
+    response_fields,
+    time_out_write,
+    wake,
+)
 from .stream import BodyStream
 
-__all__ = ["H2Connection", "StreamNotProcessed", "request_headers"]
+__all__ = ["H2Connection", "Negotiator", "StreamNotProcessed", "request_headers"]
 
 STREAM_WINDOW = 1 << 20
 CONNECTION_WINDOW = 1 << 24
@@ -57,109 +68,6 @@ _WRITE_BATCH = 256 * 1024  # DATA queued in h2 before it is written out
 _HIGHEST_STREAM_ID = 2**31 - 1
 
 Header = tuple[bytes, bytes]
-
-# Fields that are specific to one HTTP/1.1 connection and must not be sent in HTTP/2
-# (RFC 9113 section 8.2.2); Host becomes :authority.
-_DROP = frozenset(
-    (b"host", b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
-)
-_request_fields: dict[bytes, tuple[bytes, list[Header]]] = {}
-_FIELD_CACHE = 256
-
-
-class StreamNotProcessed(RemoteProtocolError):
-    """The server did not process this request (GOAWAY above it, or REFUSED_STREAM): it is safe
-    to send it again on another connection."""
-
-
-def request_headers(method: bytes, scheme: bytes, target: bytes, lines: bytes) -> list[Header]:
-    """The HTTP/2 field list for a request whose HTTP/1.1 field lines are ``lines``.
-
-    Names are lower-cased, Host becomes :authority and connection-specific fields are dropped;
-    the result for one ``lines`` is kept (the same defaults are sent over and over).
-    """
-    cached = _request_fields.get(lines)
-    if cached is None:
-        authority = b""
-        fields: list[Header] = []
-        for line in lines.split(b"\r\n"):
-            if not line:
-                continue
-            name, _, value = line.partition(b":")
-            name = name.lower()
-            value = value.strip()
-            if name in _DROP:
-                if name == b"host":
-                    authority = value
-                continue
-            if name == b"te" and value.lower() != b"trailers":
-                continue
-            fields.append((name, value))
-        if len(_request_fields) >= _FIELD_CACHE:
-            _request_fields.clear()
-        cached = _request_fields[lines] = (authority, fields)
-    authority, fields = cached
-    return [
-        (b":method", method),
-        (b":scheme", scheme),
-        (b":authority", authority),
-        (b":path", target),
-        *fields,
-    ]
-
-
-class _Body(BodyStream):
-    """A response body that hands flow-control credit back as the reader takes bytes."""
-
-    __slots__ = ("stream_id", "connection")
-
-    def __init__(
-        self, connection: H2Connection, stream_id: int, read_timeout: float | None
-    ) -> None:
-        super().__init__(connection, connection._loop, read_timeout)
-        self.connection = connection
-        self.stream_id = stream_id
-
-    def _taken(self, size: int) -> None:
-        self._buffered -= size
-        if size:
-            self.connection._consumed(self.stream_id, size)
-
-    def close(self) -> None:
-        dropped = self._buffered
-        super().close()
-        if dropped:  # discarded unread: the server may send that much again
-            self.connection._consumed(0, dropped)
-
-
-class _Stream:
-    __slots__ = (
-        "id",
-        "waiter",
-        "body",
-        "deadline",
-        "read_timeout",
-        "sending",
-        "received_end",
-        "window_waiter",
-        "unacked",
-        "is_head",
-    )
-
-    def __init__(self, stream_id: int, waiter: asyncio.Future[ResponseHead]) -> None:
-        self.id = stream_id
-        self.waiter: asyncio.Future[ResponseHead] | None = waiter
-        self.body: _Body | None = None
-        self.deadline = 0.0
-        self.read_timeout: float | None = None
-        self.sending = True  # the request is not completely sent yet
-        self.received_end = False
-        self.window_waiter: asyncio.Future[None] | None = None
-        self.unacked = 0
-        self.is_head = False
-
-
-Event = Union[h2.events.Event, Any]
 
 
 class H2Connection(asyncio.BufferedProtocol):
@@ -182,15 +90,18 @@ class H2Connection(asyncio.BufferedProtocol):
         config = h2.config.H2Configuration(
             client_side=True,
             header_encoding=None,
-            # Our requests are validated and lower-cased when they are built (request_headers).
+            # Requests are validated and lower-cased when they are built (request_headers),
+            # responses checked in response_fields, once per distinct field: h2 need not.
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
             split_outbound_cookies=False,
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
         )
         self._h2 = h2.connection.H2Connection(config)
         _hpack.install(self._h2)
-        _drain_after_goaway(self._h2)
-        self._streams: dict[int, _Stream] = {}
+        drain_after_goaway(self._h2)
+        self._streams: dict[int, StreamState] = {}
         self._max_streams = 1  # until the server's SETTINGS say otherwise
         self._settings_received = False
         self._in_use = 0  # reserved plus open streams
@@ -295,7 +206,7 @@ class H2Connection(asyncio.BufferedProtocol):
             self._closing = True  # stream ids run out: this connection takes no more
             self._on_lost(self)
         waiter = self._loop.create_future()
-        stream = _Stream(stream_id, waiter)
+        stream = StreamState(stream_id, waiter)
         stream.is_head = is_head
         stream.read_timeout = read_timeout
         self._streams[stream_id] = stream
@@ -326,7 +237,7 @@ class H2Connection(asyncio.BufferedProtocol):
             raise
 
     async def _send_body(
-        self, stream: _Stream, body: RequestBody, timeout: float | None, length: int | None
+        self, stream: StreamState, body: RequestBody, timeout: float | None, length: int | None
     ) -> None:
         left = -1 if length is None else length
         if isinstance(body, (bytes, bytearray, memoryview)):
@@ -335,12 +246,12 @@ class H2Connection(asyncio.BufferedProtocol):
         else:
             if hasattr(body, "__aiter__"):
                 async for chunk in body:  # type: ignore[union-attr]
-                    left = _count(chunk, left)
+                    left = count_piece(chunk, left)
                     if not await self._send_piece(stream, chunk, timeout):
                         return
             else:
                 for chunk in body:  # type: ignore[union-attr]
-                    left = _count(chunk, left)
+                    left = count_piece(chunk, left)
                     if not await self._send_piece(stream, chunk, timeout):
                         return
             if left > 0:
@@ -358,7 +269,7 @@ class H2Connection(asyncio.BufferedProtocol):
         if stream.received_end:
             self._release(stream)
 
-    async def _send_piece(self, stream: _Stream, data: Any, timeout: float | None) -> bool:
+    async def _send_piece(self, stream: StreamState, data: Any, timeout: float | None) -> bool:
         """Send one piece within the flow-control windows; False when the stream went away."""
         view = memoryview(data).cast("B")
         conn = self._h2
@@ -385,11 +296,11 @@ class H2Connection(asyncio.BufferedProtocol):
             self._write_out()  # before the next piece is awaited
         return True
 
-    async def _wait_window(self, stream: _Stream, timeout: float | None) -> None:
+    async def _wait_window(self, stream: StreamState, timeout: float | None) -> None:
         waiter = stream.window_waiter = self._loop.create_future()
         timer = None
         if timeout is not None:
-            timer = self._loop.call_later(timeout, _time_out_write, waiter)
+            timer = self._loop.call_later(timeout, time_out_write, waiter)
         try:
             await waiter
         finally:
@@ -402,7 +313,7 @@ class H2Connection(asyncio.BufferedProtocol):
         self._drain_waiters.append(waiter)
         timer = None
         if timeout is not None:
-            timer = self._loop.call_later(timeout, _time_out_write, waiter)
+            timer = self._loop.call_later(timeout, time_out_write, waiter)
         try:
             await waiter
         finally:
@@ -438,7 +349,7 @@ class H2Connection(asyncio.BufferedProtocol):
 
     # -- timers -------------------------------------------------------------------------------
 
-    def _arm_deadline(self, stream: _Stream, timeout: float) -> None:
+    def _arm_deadline(self, stream: StreamState, timeout: float) -> None:
         """One timer per connection for every stream's response-head deadline (see h1)."""
         deadline = stream.deadline = self._loop.time() + timeout
         timer = self._timer
@@ -533,21 +444,14 @@ class H2Connection(asyncio.BufferedProtocol):
         stream.waiter = None
         if waiter is None or waiter.done():
             return
-        headers = event.headers
-        status = 0
-        fields: list[Header] = []
-        for name, value in headers:
-            if name[0:1] == b":":
-                if name == b":status" and len(value) == 3 and value.isdigit():
-                    status = int(value)
-            else:
-                fields.append((name, value))
-        if not status:
+        try:
+            status, fields = response_fields(event.headers)
+        except RemoteProtocolError as exc:  # a malformed response: a stream error (RFC 9113 8.1.1)
             self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
-            waiter.set_exception(RemoteProtocolError("HTTP/2 response without a valid :status"))
+            waiter.set_exception(exc)
             return
         self.response_started = True
-        body = stream.body = _Body(self, stream.id, stream.read_timeout)
+        body = stream.body = H2Body(self, stream.id, stream.read_timeout)
         if stream.is_head or event.stream_ended is not None:
             stream.received_end = True
             body.finish()
@@ -602,10 +506,10 @@ class H2Connection(asyncio.BufferedProtocol):
         if event.stream_id:
             stream = self._streams.get(event.stream_id)
             if stream is not None:
-                _wake(stream.window_waiter)
+                wake(stream.window_waiter)
             return
         for stream in self._streams.values():
-            _wake(stream.window_waiter)
+            wake(stream.window_waiter)
 
     def _settings_changed(self, event: h2.events.RemoteSettingsChanged) -> None:
         self._settings_received = True
@@ -614,7 +518,7 @@ class H2Connection(asyncio.BufferedProtocol):
         self._max_streams = max(1, min(limit, MAX_STREAMS))
         if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
             for stream in self._streams.values():
-                _wake(stream.window_waiter)
+                wake(stream.window_waiter)
         if self._max_streams > previous:
             self._place_freed()
 
@@ -663,7 +567,7 @@ class H2Connection(asyncio.BufferedProtocol):
         if granted:
             self._schedule_flush()
 
-    def _reset(self, stream: _Stream, code: ErrorCodes) -> None:
+    def _reset(self, stream: StreamState, code: ErrorCodes) -> None:
         """We give up on a stream: RST_STREAM, and its place is free."""
         if stream.id not in self._streams:
             return
@@ -678,7 +582,7 @@ class H2Connection(asyncio.BufferedProtocol):
             self._consumed(0, body._buffered)  # noqa: SLF001 - what is dropped unread
         self._fail_stream(stream, ReadError(f"stream {stream.id} was reset by the client"))
 
-    def _fail_stream(self, stream: _Stream, error: Exception) -> None:
+    def _fail_stream(self, stream: StreamState, error: Exception) -> None:
         waiter = stream.waiter
         stream.waiter = None
         if waiter is not None and not waiter.done():
@@ -687,10 +591,10 @@ class H2Connection(asyncio.BufferedProtocol):
         stream.body = None
         if body is not None:
             body.fail(error)
-        _wake(stream.window_waiter, error)
+        wake(stream.window_waiter, error)
         self._release(stream)
 
-    def _release(self, stream: _Stream) -> None:
+    def _release(self, stream: StreamState) -> None:
         if self._streams.pop(stream.id, None) is None:
             return
         self._in_use -= 1
@@ -719,7 +623,7 @@ class H2Connection(asyncio.BufferedProtocol):
         for stream in list(self._streams.values()):
             self._fail_stream(stream, error)
         for waiter in self._drain_waiters:
-            _wake(waiter, WriteError(f"connection lost while sending the request: {error}"))
+            wake(waiter, WriteError(f"connection lost while sending the request: {error}"))
         self._drain_waiters = []
         self._on_lost(self)
 
@@ -732,77 +636,7 @@ class H2Connection(asyncio.BufferedProtocol):
         """See pause_body."""
 
     def abandon_body(self, stream: BodyStream) -> None:
-        if isinstance(stream, _Body):
+        if isinstance(stream, H2Body):
             state = self._streams.get(stream.stream_id)
             if state is not None and state.body is stream:
                 self._reset(state, ErrorCodes.CANCEL)
-
-
-def _drain_after_goaway(conn: h2.connection.H2Connection) -> None:
-    """Let streams at or below a GOAWAY's last_stream_id finish (RFC 9113 section 6.8).
-
-    h2 closes its connection state machine on receiving GOAWAY and then rejects every later frame,
-    so the streams the server promised to complete could not (python-hyper/h2 issue 1181). Here the
-    state stays open on a received GOAWAY, and what is queued to send is kept; this connection
-    opens no new stream after it (``_closing``).
-    """
-    machine = conn.state_machine
-    process_input = machine.process_input
-
-    def keep_open(input_: h2.connection.ConnectionInputs) -> list[Any]:
-        if input_ is h2.connection.ConnectionInputs.RECV_GOAWAY:
-            return []
-        return process_input(input_)
-
-    machine.process_input = keep_open  # type: ignore[method-assign]
-    conn.clear_outbound_data_buffer = _keep_outbound  # type: ignore[method-assign]
-
-
-def _keep_outbound() -> None:
-    """See _drain_after_goaway."""
-
-
-def _count(chunk: Any, left: int) -> int:
-    if not isinstance(chunk, (bytes, bytearray, memoryview)):
-        raise TypeError(f"request body chunks must be bytes, not {type(chunk).__name__}")
-    if left < 0:
-        return left
-    size = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
-    if size > left:
-        raise LocalProtocolError("the request body is longer than its Content-Length")
-    return left - size
-
-
-def _wake(waiter: asyncio.Future[Any] | None, error: BaseException | None = None) -> None:
-    if waiter is not None and not waiter.done():
-        if error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(error)
-
-
-def _time_out_write(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(WriteTimeout("the request body could not be sent in time"))
-
-
-class Negotiator(asyncio.BaseProtocol):
-    """Stands in for the connection until TLS is up, then hands the transport to the protocol
-    that ALPN chose: ``make_h2()`` for "h2", else ``make_h1()``."""
-
-    def __init__(self, make_h1: Callable[[], Any], make_h2: Callable[[], Any]) -> None:
-        self._make_h1 = make_h1
-        self._make_h2 = make_h2
-        self.protocol: Any = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        ssl_object = transport.get_extra_info("ssl_object")
-        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        protocol = self._make_h2() if alpn == "h2" else self._make_h1()
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        self.protocol = protocol
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.protocol is not None:
-            self.protocol.connection_lost(exc)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import subprocess
-import sys
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import IO
@@ -15,33 +13,17 @@ import pytest
 
 import hyperhttp
 from hyperhttp import MultipartFile
+from tests.servers.process import hypercorn_process, rss
 
 GIB = 1 << 30
 MIB = 1 << 20
 
 
-def rss() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")  # pragma: no cover
-
-
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    root = pathlib.Path(__file__).resolve().parents[2]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.servers.hypercorn_app"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        cwd=root,
-    )
-    assert process.stdout is not None and process.stdin is not None
-    port = int(process.stdout.readline())
-    yield f"http://127.0.0.1:{port}"
-    process.stdin.close()
-    process.wait(10)
+    """hypercorn in its own process, so that its memory is not counted in the test's."""
+    with hypercorn_process() as url:
+        yield url
 
 
 async def test_a_generated_gib_streams_in_constant_memory(server_url: str) -> None:

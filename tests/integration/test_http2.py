@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import pathlib
-import subprocess
-import sys
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -23,6 +20,7 @@ from hyperhttp import LocalProtocolError, MultipartFile
 from hyperhttp.proto.h2 import STREAM_WINDOW
 from tests.integration.conftest import Certs
 from tests.servers.hypercorn_app import HypercornServer, pattern
+from tests.servers.process import hypercorn_process, rss
 
 MB = 1_000_000
 
@@ -149,36 +147,18 @@ async def test_a_body_shorter_than_its_length_resets_only_its_stream(
         assert client.get_pool_stats()[hypercorn_tls.url]["connections"] == 1
 
 
-def _rss() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")  # pragma: no cover
-
-
 @pytest.fixture(scope="module")
 def subprocess_server() -> Iterator[str]:
     """hypercorn in its own process, so that its memory is not counted in the test's."""
-    root = pathlib.Path(__file__).resolve().parents[2]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.servers.hypercorn_app"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        cwd=root,
-    )
-    assert process.stdout is not None and process.stdin is not None
-    port = int(process.stdout.readline())
-    yield f"http://127.0.0.1:{port}"
-    process.stdin.close()
-    process.wait(10)
+    with hypercorn_process() as url:
+        yield url
 
 
 async def test_a_slow_reader_of_50_mb_holds_at_most_a_window(subprocess_server: str) -> None:
     size = 50 * MB
     expected = zlib.crc32(pattern(size))
     async with hyperhttp.Client(http2_prior_knowledge=True, timeout=30) as client:
-        baseline = _rss()
+        baseline = rss()
         response = await client.get(f"{subprocess_server}/bytes/{size}")
         assert response.http_version == "HTTP/2"
         stream = response._stream  # the BodyStream: what arrived vs what was read
@@ -190,7 +170,7 @@ async def test_a_slow_reader_of_50_mb_holds_at_most_a_window(subprocess_server: 
             read += len(chunk)
             crc = zlib.crc32(chunk, crc)
             peak_buffered = max(peak_buffered, stream.received - read)
-            peak_rss = max(peak_rss, _rss())
+            peak_rss = max(peak_rss, rss())
             await asyncio.sleep(0.002)  # a reader slower than loopback
     assert read == size and crc == expected
     # Credit goes back only as bytes are read: never more than a stream window is held.

@@ -1,0 +1,86 @@
+"""The HTTP/2 field lists: a request's from its HTTP/1.1 lines, a response's checked once."""
+
+from __future__ import annotations
+
+import pytest
+
+from hyperhttp.exceptions import RemoteProtocolError
+from hyperhttp.proto import h2_streams
+from hyperhttp.proto.h2_streams import request_headers, response_fields
+
+
+def test_request_fields_from_http11_lines() -> None:
+    lines = (
+        b"Host: example.com:8443\r\nAccept: */*\r\nX-Mixed: Value \r\nConnection: keep-alive\r\n"
+        b"Keep-Alive: 5\r\nTransfer-Encoding: chunked\r\nUpgrade: h2c\r\nTE: gzip\r\n"
+    )
+    fields = request_headers(b"POST", b"https", b"/p?q=1", lines)
+    assert fields == [
+        (b":method", b"POST"),
+        (b":scheme", b"https"),
+        (b":authority", b"example.com:8443"),
+        (b":path", b"/p?q=1"),
+        (b"accept", b"*/*"),
+        (b"x-mixed", b"Value"),
+    ]
+    with_te = request_headers(b"GET", b"http", b"/", b"Host: h\r\nTE: Trailers\r\n")
+    assert with_te[-1] == (b"te", b"Trailers")
+
+
+def test_request_fields_are_cached_per_lines_and_the_cache_is_bounded() -> None:
+    lines = b"Host: h\r\nAccept: */*\r\n"
+    first = request_headers(b"GET", b"https", b"/a", lines)
+    second = request_headers(b"GET", b"https", b"/b", lines)
+    assert first[4:] == second[4:] and second[3] == (b":path", b"/b")
+    for n in range(h2_streams._FIELD_CACHE * 3):
+        request_headers(b"GET", b"https", b"/", b"Host: h%d\r\n" % n)
+    assert len(h2_streams._request_fields) <= h2_streams._FIELD_CACHE
+
+
+def test_a_well_formed_response() -> None:
+    status, fields = response_fields(
+        [(b":status", b"204"), (b"server", b"nginx"), (b"x-empty", b""), (b"x-inner", b"a  b")]
+    )
+    assert status == 204
+    assert fields == [(b"server", b"nginx"), (b"x-empty", b""), (b"x-inner", b"a  b")]
+
+
+@pytest.mark.parametrize(
+    "headers, complaint",
+    [
+        ([(b"server", b"x")], "no :status"),
+        ([(b":status", b"20")], ":status"),
+        ([(b":status", b"2x0")], ":status"),
+        ([(b":status", b"200"), (b":status", b"200")], "pseudo-field"),
+        ([(b"server", b"x"), (b":status", b"200")], "pseudo-field"),
+        ([(b":status", b"200"), (b":path", b"/")], "pseudo-field"),
+        ([(b":method", b"GET")], "pseudo-field"),
+        ([(b":status", b"200"), (b"Server", b"x")], "field name"),
+        ([(b":status", b"200"), (b"bad name", b"x")], "field name"),
+        ([(b":status", b"200"), (b"", b"x")], "field name"),
+        ([(b":status", b"200"), (b"caf\xc3\xa9", b"x")], "field name"),
+        ([(b":status", b"200"), (b"connection", b"close")], "connection field"),
+        ([(b":status", b"200"), (b"transfer-encoding", b"chunked")], "connection field"),
+        ([(b":status", b"200"), (b"x", b"a\r\nb")], "value"),
+        ([(b":status", b"200"), (b"x", b"a\x00b")], "value"),
+        ([(b":status", b"200"), (b"x", b" padded")], "value"),
+        ([(b":status", b"200"), (b"x", b"padded\t")], "value"),
+    ],
+)
+def test_malformed_responses(headers: list[tuple[bytes, bytes]], complaint: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=complaint):
+        response_fields(headers)
+
+
+def test_a_field_found_bad_is_not_remembered_as_good() -> None:
+    bad = [(b":status", b"200"), (b"x-bad", b"v\n")]
+    for _ in range(2):
+        with pytest.raises(RemoteProtocolError):
+            response_fields(bad)
+    assert (b"x-bad", b"v\n") not in h2_streams._checked
+
+
+def test_the_memo_of_good_fields_is_bounded() -> None:
+    for n in range(h2_streams._CHECKED_LIMIT * 2 + 5):
+        response_fields([(b":status", b"200"), (b"x-n", b"%d" % n)])
+    assert len(h2_streams._checked) <= h2_streams._CHECKED_LIMIT
