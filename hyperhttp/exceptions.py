@@ -13,6 +13,7 @@ the boundary where they arise, so callers only ever see these classes::
     │   ├── DNSError
     │   ├── ProtocolError
     │   │   ├── RemoteProtocolError
+    │   │   │   └── StreamNotProcessed
     │   │   └── LocalProtocolError
     │   └── TimeoutException
     │       ├── ConnectTimeout
@@ -51,6 +52,7 @@ __all__ = [
     "DNSError",
     "ProtocolError",
     "RemoteProtocolError",
+    "StreamNotProcessed",
     "LocalProtocolError",
     "TimeoutException",
     "ConnectTimeout",
@@ -118,6 +120,12 @@ class ProtocolError(TransportError):
 
 class RemoteProtocolError(ProtocolError):
     """The server sent something HTTP does not allow (malformed head, bad framing, early close)."""
+
+
+class StreamNotProcessed(RemoteProtocolError):
+    """The HTTP/2 server did not process the request: it was above a GOAWAY's last stream, or the
+    stream was refused (REFUSED_STREAM). Sending it again is safe; the pool does so for idempotent
+    requests, and raises this for the others."""
 
 
 class LocalProtocolError(ProtocolError):

@@ -23,9 +23,15 @@ from typing import Any
 from .._models import Request, Response
 from .._transport import Transport
 from .._url import URL
-from ..exceptions import PoolClosed, PoolTimeout, ReadError, RemoteProtocolError
+from ..exceptions import (
+    PoolClosed,
+    PoolTimeout,
+    ReadError,
+    RemoteProtocolError,
+    StreamNotProcessed,
+)
 from ..proto.h1 import ConnectionNotAvailable, H1Connection, encode_request_head
-from ..proto.h2 import H2Connection, Negotiator, StreamNotProcessed, request_headers
+from ..proto.h2 import H2Connection, Negotiator, request_headers
 from .connect import open_connection
 from .dns import AiodnsResolver, Resolver
 from .tls import create_ssl_context

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 import h2.connection
 
-from ..exceptions import LocalProtocolError, RemoteProtocolError, WriteTimeout
+from ..exceptions import LocalProtocolError, RemoteProtocolError, StreamNotProcessed, WriteTimeout
 from .h1 import ResponseHead
 from .stream import BodyStream
 
@@ -91,11 +91,6 @@ def _check_field(name: bytes, value: bytes) -> None:
         or (value[-1:] in (b" ", b"\t"))
     ):
         raise RemoteProtocolError(f"malformed HTTP/2 response: value of {name!r}")
-
-
-class StreamNotProcessed(RemoteProtocolError):
-    """The server did not process this request (GOAWAY above it, or REFUSED_STREAM): it is safe
-    to send it again on another connection."""
 
 
 def request_headers(method: bytes, scheme: bytes, target: bytes, lines: bytes) -> list[Header]:

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 import hyperhttp
-from hyperhttp import ReadTimeout, RemoteProtocolError, TransportError
-from hyperhttp.proto.h2 import StreamNotProcessed
+from hyperhttp import ReadTimeout, RemoteProtocolError, StreamNotProcessed, TransportError
 from tests.integration.conftest import Certs
 from tests.servers.h2server import H2Server, pattern
 
