@@ -452,7 +452,7 @@ class ConnectionPool(Transport):
             origin.http2 = True
             connection.reserve()
             origin.shared.append(connection)
-            if connection.available:  # its SETTINGS came already
+            if connection.available > 0:  # its SETTINGS came already
                 self._on_idle(connection)
         elif origin.http2 is None:
             origin.http2 = False  # the server chose HTTP/1.1
@@ -515,7 +515,7 @@ class ConnectionPool(Transport):
         elif (
             not origin.connecting
             and self._total < self.max_connections
-            and not any(c.available or not c.ready for c in origin.shared)
+            and not any(c.available > 0 or not c.ready for c in origin.shared)
         ):
             # Every stream is taken and requests queue: the first of them opens a connection
             # (one at a time; those behind it get places when its SETTINGS arrive).

@@ -213,6 +213,9 @@ class H2Connection(asyncio.BufferedProtocol):
         self.request_count += 1
         try:
             conn.send_headers(stream_id, headers, end_stream=body is None)
+        except h2.exceptions.TooManyStreamsError as exc:  # the server lowered its limit
+            self._release(stream)
+            raise StreamNotProcessed(f"the server allows no more streams now: {exc}") from exc
         except h2.exceptions.ProtocolError as exc:
             self._release(stream)
             raise LocalProtocolError(f"the request could not be sent over HTTP/2: {exc}") from exc
@@ -427,7 +430,8 @@ class H2Connection(asyncio.BufferedProtocol):
         if exc is None:
             error: Exception = RemoteProtocolError("the server closed the HTTP/2 connection")
         elif isinstance(exc, ssl.SSLError):
-            reason = exc.reason.lower().replace("_", " ") if exc.reason else str(exc)
+            reason = getattr(exc, "reason", None)
+            reason = reason.lower().replace("_", " ") if reason else str(exc)
             error = TLSError(f"HTTP/2 connection lost: TLS failure: {reason}")
         else:
             error = ReadError(f"HTTP/2 connection lost: {exc}")
@@ -453,11 +457,14 @@ class H2Connection(asyncio.BufferedProtocol):
         self.response_started = True
         body = stream.body = H2Body(self, stream.id, stream.read_timeout)
         if stream.is_head or event.stream_ended is not None:
-            stream.received_end = True
+            # A HEAD response has no content (RFC 9110 9.3.2); its stream is over for h2, and
+            # its place free, only once END_STREAM came (maybe in an empty DATA frame).
             body.finish()
             stream.body = None
-            if not stream.sending:
-                self._release(stream)
+            if event.stream_ended is not None:
+                stream.received_end = True
+                if not stream.sending:
+                    self._release(stream)
         waiter.set_result((status, "HTTP/2", fields, body))
 
     def _data_received(self, event: h2.events.DataReceived) -> None:
@@ -515,7 +522,7 @@ class H2Connection(asyncio.BufferedProtocol):
         self._settings_received = True
         limit = self._h2.remote_settings.max_concurrent_streams
         previous = self._max_streams
-        self._max_streams = max(1, min(limit, MAX_STREAMS))
+        self._max_streams = min(limit, MAX_STREAMS)
         if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
             for stream in self._streams.values():
                 wake(stream.window_waiter)
@@ -597,6 +604,7 @@ class H2Connection(asyncio.BufferedProtocol):
     def _release(self, stream: StreamState) -> None:
         if self._streams.pop(stream.id, None) is None:
             return
+        wake(stream.window_waiter)  # a body waiting for window stops: the stream is over
         self._in_use -= 1
         self._place_freed()
 

@@ -10,45 +10,7 @@ import pytest
 from hyperhttp.exceptions import ReadTimeout, RemoteProtocolError
 from hyperhttp.proto.h1 import H1Connection, encode_request_head
 from hyperhttp.proto.stream import HIGH_WATER
-
-
-class FakeTransport:
-    """Records what the protocol does; like asyncio, a close delivers connection_lost a loop
-    iteration later (and once)."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
-        self.aborted = False
-        self.paused = False
-        self.protocol: Any = None
-
-    def write(self, data: Any) -> None:
-        self.writes.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self.closed or self.aborted
-
-    def close(self) -> None:
-        self._lose()
-        self.closed = True
-
-    def abort(self) -> None:
-        self._lose()
-        self.aborted = True
-
-    def _lose(self) -> None:
-        if not (self.closed or self.aborted) and self.protocol is not None:
-            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
+from tests.unit.fakes import FakeTransport
 
 
 class Harness:

@@ -1,4 +1,5 @@
-"""The HTTP/2 field lists: a request's from its HTTP/1.1 lines, a response's checked once."""
+"""A response's HTTP/2 fields, checked once per distinct field (the request side is in
+test_h2_sans_io.py)."""
 
 from __future__ import annotations
 
@@ -6,35 +7,7 @@ import pytest
 
 from hyperhttp.exceptions import RemoteProtocolError
 from hyperhttp.proto import h2_streams
-from hyperhttp.proto.h2_streams import request_headers, response_fields
-
-
-def test_request_fields_from_http11_lines() -> None:
-    lines = (
-        b"Host: example.com:8443\r\nAccept: */*\r\nX-Mixed: Value \r\nConnection: keep-alive\r\n"
-        b"Keep-Alive: 5\r\nTransfer-Encoding: chunked\r\nUpgrade: h2c\r\nTE: gzip\r\n"
-    )
-    fields = request_headers(b"POST", b"https", b"/p?q=1", lines)
-    assert fields == [
-        (b":method", b"POST"),
-        (b":scheme", b"https"),
-        (b":authority", b"example.com:8443"),
-        (b":path", b"/p?q=1"),
-        (b"accept", b"*/*"),
-        (b"x-mixed", b"Value"),
-    ]
-    with_te = request_headers(b"GET", b"http", b"/", b"Host: h\r\nTE: Trailers\r\n")
-    assert with_te[-1] == (b"te", b"Trailers")
-
-
-def test_request_fields_are_cached_per_lines_and_the_cache_is_bounded() -> None:
-    lines = b"Host: h\r\nAccept: */*\r\n"
-    first = request_headers(b"GET", b"https", b"/a", lines)
-    second = request_headers(b"GET", b"https", b"/b", lines)
-    assert first[4:] == second[4:] and second[3] == (b":path", b"/b")
-    for n in range(h2_streams._FIELD_CACHE * 3):
-        request_headers(b"GET", b"https", b"/", b"Host: h%d\r\n" % n)
-    assert len(h2_streams._request_fields) <= h2_streams._FIELD_CACHE
+from hyperhttp.proto.h2_streams import response_fields
 
 
 def test_a_well_formed_response() -> None:
