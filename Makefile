@@ -25,7 +25,10 @@ $(VENV)/.installed-perf: pyproject.toml | $(PY)
 run: $(VENV)/.installed-base
 	$(PY) -m hyperhttp
 
+# nginx for tests/integration/test_http2_nginx.py: installed from Debian when missing and root,
+# best effort (the "-" and the script itself never fail the target; without nginx those skip).
 test: $(VENV)/.installed-test
+	-$(PY) -m tests.servers.nginx
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -125,7 +125,16 @@ class RemoteProtocolError(ProtocolError):
 class StreamNotProcessed(RemoteProtocolError):
     """The HTTP/2 server did not process the request: it was above a GOAWAY's last stream, or the
     stream was refused (REFUSED_STREAM). Sending it again is safe; the pool does so for idempotent
-    requests, and raises this for the others."""
+    requests, and raises this for the others.
+
+    ``progress`` is True when the connection's GOAWAY came after the server had processed other
+    streams on it (a server that closes connections after N requests): resending then is not a
+    retry of something failing, and does not count against the replay limit.
+    """
+
+    def __init__(self, message: str, *, progress: bool = False) -> None:
+        super().__init__(message)
+        self.progress = progress
 
 
 class LocalProtocolError(ProtocolError):

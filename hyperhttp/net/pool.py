@@ -44,7 +44,8 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _GRANT = object()  # a waiter's result meaning "capacity is reserved for you: connect"
 _RETRY = object()  # a waiter's result meaning "what you waited for is not coming: look again"
 _GROW = object()  # "the origin's HTTP/2 streams ran out: open one more connection" (counted)
-_REPLAYS = 3  # requests an HTTP/2 server did not process are sent again at most this often
+_REPLAYS = 3  # requests an HTTP/2 server did not process are sent again at most this often,
+_PROGRESS_REPLAYS = 100  # or this often when its GOAWAYs came after it served other requests
 _ORIGIN_LIMIT = 1024  # origin records kept before idle ones are pruned
 
 
@@ -168,9 +169,9 @@ class ConnectionPool(Transport):
         body = request.content if request.content is not None else request.stream
         retried = False
         fresh = False
-        replays = 0
+        replays = drained = 0  # not-processed replays: failing ones, and after a served GOAWAY
         # Each pass either returns, raises, or used up one dead connection; the bound is a guard.
-        for attempt in range(self.max_connections + 3 + _REPLAYS):
+        for attempt in range(self.max_connections + 3 + _REPLAYS + _PROGRESS_REPLAYS):
             if attempt:  # after an await: the record may have been pruned meanwhile
                 origin = self._origins.get(url.origin) or self._new_origin(url)
             connection: Any = None if fresh else self._take_idle(origin)
@@ -196,11 +197,19 @@ class ConnectionPool(Transport):
                 except ConnectionNotAvailable:
                     continue  # GOAWAY or closed before the stream was opened
                 except StreamNotProcessed as exc:
-                    if replays >= _REPLAYS or method not in _IDEMPOTENT or not request.replayable:
+                    if exc.progress:  # a server closing connections as it goes is not failing
+                        drained += 1
+                    else:
+                        replays += 1
+                    if (
+                        replays > _REPLAYS
+                        or drained > _PROGRESS_REPLAYS
+                        or method not in _IDEMPOTENT
+                        or not request.replayable
+                    ):
                         if method not in _IDEMPOTENT:
                             exc.args = (f"{exc.args[0]}; {method} is not idempotent: not resent",)
                         raise
-                    replays += 1
                     continue
                 origin.requests += 1
                 return Response(

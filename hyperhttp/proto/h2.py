@@ -540,7 +540,8 @@ class H2Connection(asyncio.BufferedProtocol):
                 self._fail_stream(
                     stream,
                     StreamNotProcessed(
-                        f"the server sent GOAWAY ({code}) before processing stream {stream.id}"
+                        f"the server sent GOAWAY ({code}) before processing stream {stream.id}",
+                        progress=last > 0,
                     ),
                 )
         if not was_closing:
