@@ -44,11 +44,11 @@ from . import _hpack
 from .h1 import ConnectionNotAvailable, RequestBody, ResponseHead
 from .h2_streams import (
     H2Body,
+    LeanH2Connection,
     Negotiator,
     StreamNotProcessed,
     StreamState,
     count_piece,
-    drain_after_goaway,
     request_headers,
     response_fields,
     time_out_write,
@@ -98,9 +98,8 @@ class H2Connection(asyncio.BufferedProtocol):
             validate_inbound_headers=False,
             normalize_inbound_headers=False,
         )
-        self._h2 = h2.connection.H2Connection(config)
+        self._h2 = LeanH2Connection(config)
         _hpack.install(self._h2)
-        drain_after_goaway(self._h2)
         self._streams: dict[int, StreamState] = {}
         self._max_streams = 1  # until the server's SETTINGS say otherwise
         self._settings_received = False
@@ -211,6 +210,7 @@ class H2Connection(asyncio.BufferedProtocol):
         stream.read_timeout = read_timeout
         self._streams[stream_id] = stream
         self.request_count += 1
+        conn.counted = len(self._streams) - 1  # the others still open, for h2's limit check
         try:
             conn.send_headers(stream_id, headers, end_stream=body is None)
         except h2.exceptions.TooManyStreamsError as exc:  # the server lowered its limit
