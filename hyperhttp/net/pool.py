@@ -340,7 +340,7 @@ class ConnectionPool(Transport):
             ):
                 # HTTP/2 may be coming: wait for the one connection being set up rather than
                 # open another (its places are handed out when its SETTINGS arrive).
-                result = await self._wait(origin, pool_timeout)
+                result = await self._wait(origin, pool_timeout, evict=False)
             elif self._total < self.max_connections:
                 self._total += 1
                 return await self._connect(origin, connect_timeout)
@@ -354,13 +354,14 @@ class ConnectionPool(Transport):
             if connection is not None:
                 return connection
 
-    async def _wait(self, origin: _Origin, timeout: float | None) -> Any:
+    async def _wait(self, origin: _Origin, timeout: float | None, evict: bool = True) -> Any:
         assert self._loop is not None
         waiter = _Waiter(origin, self._loop.create_future(), next(self._arrivals))
         origin.waiters.append(waiter)
         self._waiting_origins.add(origin)
         origin.waiting += 1
-        self._evict_idle_elsewhere(origin)
+        if evict:  # waiting for room under the global cap, not for a connection being set up
+            self._evict_idle_elsewhere(origin)
         timer = None
         if timeout is not None:
             timer = self._loop.call_later(timeout, self._wait_timed_out, waiter.future, timeout)
@@ -396,10 +397,12 @@ class ConnectionPool(Transport):
 
     def _evict_idle_elsewhere(self, origin: _Origin) -> None:
         """At the global cap, the longest-idle connection (usually of another origin) makes room."""
-        oldest: H1Connection | None = None
+        oldest: Any = None
         for other in self._origins.values():
+            candidates: list[Any] = [c for c in other.shared if c.in_use == 0 and c.idle_since]
             if other.idle:
-                candidate = other.idle[0]
+                candidates.append(other.idle[0])
+            for candidate in candidates:
                 if oldest is None or candidate.idle_since < oldest.idle_since:
                     oldest = candidate
         if oldest is not None:
@@ -536,6 +539,9 @@ class ConnectionPool(Transport):
                     waiter.future.set_result(_GROW)
                     break
         if connection.in_use == 0 and self._loop is not None:
+            if self._total >= self.max_connections and self._live_waiter():
+                self._discard(connection)  # another origin waits for room: make it
+                return
             connection.idle_since = self._loop.time()
             if self._sweep_handle is None and self.keepalive_expiry is not None:
                 self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)

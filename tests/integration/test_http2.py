@@ -189,3 +189,37 @@ async def test_cancelling_one_request_leaves_the_others_alone(
         again = await client.get(f"{hypercorn_h2.url}/bytes/100")
         assert await again.aread() == pattern(100)
     assert hypercorn_h2.connections() == 1
+
+
+async def test_idle_http2_connections_make_room_under_the_global_cap(
+    hypercorn_h2: HypercornServer, hypercorn_tls: HypercornServer, certs: Certs
+) -> None:
+    # One socket for two HTTP/2 origins: each request closes the other origin's idle connection
+    # instead of waiting for it to expire (the pool timeout here is far below keep-alive expiry).
+    timeout = hyperhttp.Timeout(10, pool=2)
+    async with hyperhttp.Client(verify=certs.ca_path, max_connections=1, timeout=timeout) as client:
+        for url in (hypercorn_h2.url, hypercorn_tls.url, hypercorn_h2.url, hypercorn_tls.url):
+            response = await client.get(f"{url}/bytes/10")
+            assert response.http_version == "HTTP/2" and await response.aread() == pattern(10)
+        stats = client.get_pool_stats()
+        assert stats[hypercorn_tls.url]["connections"] == 1
+        assert stats[hypercorn_h2.url]["connections"] == 0
+        # While one origin's streams are busy, a request to another waits for room and gets it.
+        busy = await client.get(f"{hypercorn_tls.url}/bytes/100000")
+        other = asyncio.ensure_future(client.get(f"{hypercorn_h2.url}/bytes/10"))
+        assert await busy.aread() == pattern(100_000)
+        assert await (await other).aread() == pattern(10)
+
+
+async def test_first_requests_waiting_for_an_http2_connection_close_nothing_elsewhere(
+    hypercorn: HypercornServer, hypercorn_h2: HypercornServer, certs: Certs
+) -> None:
+    async with hyperhttp.Client(verify=certs.ca_path) as client:
+        await (await client.get(f"{hypercorn.url}/bytes/1")).aread()  # an idle HTTP/1.1 one
+        responses = await asyncio.gather(
+            *(client.get(f"{hypercorn_h2.url}/bytes/5") for _ in range(20))
+        )
+        assert {r.http_version for r in responses} == {"HTTP/2"}
+        stats = client.get_pool_stats()
+        assert stats[hypercorn.url]["idle"] == 1  # not evicted by the 19 that waited
+        assert stats[hypercorn_h2.url]["connections"] == 1
