@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ssl
-from collections import deque
 from time import perf_counter
 from typing import Any
 
@@ -34,6 +33,7 @@ from ..proto.h1 import ConnectionNotAvailable, H1Connection, encode_request_head
 from ..proto.h2 import H2Connection, Negotiator, request_headers
 from .connect import open_connection
 from .dns import AiodnsResolver, Resolver
+from .origin import Origin, Waiter, is_empty
 from .tls import create_ssl_context
 
 __all__ = ["ConnectionPool"]
@@ -47,65 +47,6 @@ _GROW = object()  # "the origin's HTTP/2 streams ran out: open one more connecti
 _REPLAYS = 3  # requests an HTTP/2 server did not process are sent again at most this often,
 _PROGRESS_REPLAYS = 100  # or this often when its GOAWAYs came after it served other requests
 _ORIGIN_LIMIT = 1024  # origin records kept before idle ones are pruned
-
-
-def _is_empty(origin: _Origin) -> bool:
-    return not (
-        origin.connections or origin.idle or origin.connecting or origin.waiting or origin.waiters
-    )
-
-
-class _Origin:
-    """Everything the pool keeps for one origin (scheme, host, port).
-
-    That triple is the whole reuse key because everything else that decides whether a connection
-    can serve a request is fixed per pool: its TLS settings (one SSLContext, built once per
-    Client; SNI and the certificate check follow the host) and, until proxies are built, the
-    route (direct). A per-origin proxy will join the key when it arrives.
-    """
-
-    __slots__ = (
-        "label",
-        "host",
-        "port",
-        "tls",
-        "idle",
-        "connections",
-        "connecting",
-        "waiters",
-        "waiting",
-        "requests",
-        "shared",
-        "http2",
-    )
-
-    def __init__(self, url: URL, http2: bool) -> None:
-        scheme, host, port = url.origin
-        self.label = f"{scheme}://{url.host_header.decode('ascii')}"
-        if url.port is None:
-            self.label = f"{self.label}:{port}"
-        self.host = host
-        self.port = port
-        self.tls = scheme == "https"
-        self.idle: deque[H1Connection] = deque()
-        self.connections: set[Any] = set()  # H1Connection or H2Connection
-        self.connecting = 0
-        self.waiters: deque[_Waiter] = deque()
-        self.waiting = 0
-        self.requests = 0
-        # HTTP/2 connections that take new streams; ``http2`` is None while it may be spoken
-        # here but no connection has told yet, then what ALPN (or prior knowledge) gave.
-        self.shared: list[H2Connection] = []
-        self.http2: bool | None = None if http2 else False
-
-
-class _Waiter:
-    __slots__ = ("origin", "future", "seq")
-
-    def __init__(self, origin: _Origin, future: asyncio.Future[Any], seq: int) -> None:
-        self.origin = origin
-        self.future = future
-        self.seq = seq  # arrival order across origins
 
 
 class ConnectionPool(Transport):
@@ -139,11 +80,11 @@ class ConnectionPool(Transport):
         self._ssl_context = ssl_context
         self.http2 = http2  # HTTP/2 through ALPN for https (the context must offer "h2")
         self.http2_prior_knowledge = http2_prior_knowledge  # HTTP/2 without TLS for http
-        self._origins: dict[tuple[str, str, int], _Origin] = {}
+        self._origins: dict[tuple[str, str, int], Origin] = {}
         self._origin_limit = _ORIGIN_LIMIT
         self._total = 0  # open and opening connections, across origins
         # Origins with queued waiters; freed capacity goes to the oldest head among them.
-        self._waiting_origins: set[_Origin] = set()
+        self._waiting_origins: set[Origin] = set()
         self._arrivals = itertools.count()
         self._buffer = memoryview(bytearray(_RECEIVE_BUFFER))
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -274,45 +215,29 @@ class ConnectionPool(Transport):
             close()
 
     def get_stats(self) -> dict[str, dict[str, int]]:
-        """Per origin: connections (open or opening), idle, in_use (= active), waiting, requests."""
-        stats: dict[str, dict[str, int]] = {}
-        for origin in self._origins.values():
-            idle = len(origin.idle) + sum(1 for c in origin.shared if c.in_use == 0)
-            in_use = len(origin.connections) - idle
-            entry = stats[origin.label] = {
-                "connections": len(origin.connections) + origin.connecting,
-                "idle": idle,
-                "in_use": in_use,
-                "active": in_use,
-                "connecting": origin.connecting,
-                "waiting": origin.waiting,
-                "requests": origin.requests,
-            }
-            if origin.http2:  # HTTP/2: streams open and the places the servers allow
-                entry["streams"] = sum(c.in_use for c in origin.connections if c.multiplexed)
-                entry["max_streams"] = sum(c.max_streams for c in origin.shared)
-        return stats
+        """Per origin: see ``Origin.stats``."""
+        return {origin.label: origin.stats() for origin in self._origins.values()}
 
     # -- origin records -----------------------------------------------------------------------
 
-    def _new_origin(self, url: URL) -> _Origin:
+    def _new_origin(self, url: URL) -> Origin:
         """A record for a new origin. A crawler meets millions: past ``_origin_limit`` records the
         ones with nothing open, opening or waiting are dropped (their stats with them), and the
         limit doubles if most records are still busy, so the pruning stays amortised O(1)."""
         origins = self._origins
         if len(origins) >= self._origin_limit:
-            for key in [k for k, o in origins.items() if _is_empty(o)]:
+            for key in [k for k, o in origins.items() if is_empty(o)]:
                 del origins[key]
             if len(origins) > self._origin_limit // 2:
                 self._origin_limit *= 2
-        origin = origins[url.origin] = _Origin(
+        origin = origins[url.origin] = Origin(
             url, self.http2 if url.origin[0] == "https" else self.http2_prior_knowledge
         )
         return origin
 
     # -- acquiring ----------------------------------------------------------------------------
 
-    def _take_idle(self, origin: _Origin) -> H1Connection | None:
+    def _take_idle(self, origin: Origin) -> H1Connection | None:
         idle = origin.idle
         while idle:
             connection = idle.pop()
@@ -322,7 +247,7 @@ class ConnectionPool(Transport):
             self._retire(connection)  # closing; its connection_lost has not run yet
         return None
 
-    def _take_stream(self, origin: _Origin) -> H2Connection | None:
+    def _take_stream(self, origin: Origin) -> H2Connection | None:
         """A place on an HTTP/2 connection of the origin, reserved for the caller."""
         for connection in origin.shared:
             if connection.available > 0:
@@ -332,7 +257,7 @@ class ConnectionPool(Transport):
         return None
 
     async def _acquire(
-        self, origin: _Origin, pool_timeout: float | None, connect_timeout: float | None
+        self, origin: Origin, pool_timeout: float | None, connect_timeout: float | None
     ) -> Any:
         while True:
             if origin.http2 is not False and (
@@ -354,9 +279,9 @@ class ConnectionPool(Transport):
             if connection is not None:
                 return connection
 
-    async def _wait(self, origin: _Origin, timeout: float | None, evict: bool = True) -> Any:
+    async def _wait(self, origin: Origin, timeout: float | None, evict: bool = True) -> Any:
         assert self._loop is not None
-        waiter = _Waiter(origin, self._loop.create_future(), next(self._arrivals))
+        waiter = Waiter(origin, self._loop.create_future(), next(self._arrivals))
         origin.waiters.append(waiter)
         self._waiting_origins.add(origin)
         origin.waiting += 1
@@ -382,7 +307,7 @@ class ConnectionPool(Transport):
         if not future.done():
             future.set_exception(PoolTimeout(f"no connection available within {timeout}s"))
 
-    def _give_back(self, origin: _Origin, result: Any) -> None:
+    def _give_back(self, origin: Origin, result: Any) -> None:
         """A waiter was cancelled after it was served: pass on what it was given."""
         if result is _GRANT or result is _GROW:
             self._total -= 1
@@ -395,7 +320,7 @@ class ConnectionPool(Transport):
             else:
                 self._on_idle(result)
 
-    def _evict_idle_elsewhere(self, origin: _Origin) -> None:
+    def _evict_idle_elsewhere(self, origin: Origin) -> None:
         """At the global cap, the longest-idle connection (usually of another origin) makes room."""
         oldest: Any = None
         for other in self._origins.values():
@@ -409,7 +334,7 @@ class ConnectionPool(Transport):
             self._discard(oldest)
 
     async def _connect(
-        self, origin: _Origin, connect_timeout: float | None, counted: bool = False
+        self, origin: Origin, connect_timeout: float | None, counted: bool = False
     ) -> Any:
         """Open a connection; the caller has already reserved its place under the global cap.
 
@@ -473,7 +398,7 @@ class ConnectionPool(Transport):
             self._on_lost(connection)
         return connection
 
-    def _wake_pending(self, origin: _Origin) -> None:
+    def _wake_pending(self, origin: Origin) -> None:
         """What the waiters of an HTTP/2-capable origin counted on (a connection being set up,
         or places on one) is not coming: they look again."""
         for waiter in origin.waiters:
@@ -485,7 +410,7 @@ class ConnectionPool(Transport):
     def _on_idle(self, connection: Any) -> None:
         """A response completed and the connection may be reused (for HTTP/2: a stream ended,
         or the server's SETTINGS allowed more streams)."""
-        origin: _Origin | None = connection.pool_key
+        origin: Origin | None = connection.pool_key
         if origin is None:
             return
         if connection.multiplexed:
@@ -515,7 +440,7 @@ class ConnectionPool(Transport):
         if self._sweep_handle is None and self.keepalive_expiry is not None:
             self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
 
-    def _serve_streams(self, origin: _Origin, connection: H2Connection) -> None:
+    def _serve_streams(self, origin: Origin, connection: H2Connection) -> None:
         waiters = origin.waiters
         while waiters and connection.available > 0:
             waiter = waiters.popleft()
@@ -550,11 +475,11 @@ class ConnectionPool(Transport):
         """Whether anyone still waits for capacity."""
         return self._oldest_waiter() is not None
 
-    def _oldest_waiter(self) -> _Waiter | None:
+    def _oldest_waiter(self) -> Waiter | None:
         """The longest-waiting live waiter of any origin (served or cancelled ones are dropped)."""
         if not self._waiting_origins:
             return None
-        oldest: _Waiter | None = None
+        oldest: Waiter | None = None
         for origin in list(self._waiting_origins):
             waiters = origin.waiters
             while waiters and waiters[0].future.done():
@@ -588,7 +513,7 @@ class ConnectionPool(Transport):
 
     def _retire(self, connection: Any) -> None:
         """Take a connection out of the idle set and the counts; it is not handed out again."""
-        origin: _Origin = connection.pool_key
+        origin: Origin = connection.pool_key
         if connection.multiplexed:
             if connection in origin.shared:
                 origin.shared.remove(connection)

@@ -184,7 +184,7 @@ async def test_a_closing_connection_keeps_its_place_until_its_socket_is_gone(
 
 
 def _waiter_records() -> int:
-    return sum(isinstance(o, pool_module._Waiter) for o in gc.get_objects())
+    return sum(isinstance(o, pool_module.Waiter) for o in gc.get_objects())
 
 
 async def test_sustained_overload_leaves_no_waiter_records_behind(

@@ -1,0 +1,91 @@
+"""What the pool keeps for one origin, and a request waiting for a connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from .._url import URL
+from ..proto.h1 import H1Connection
+from ..proto.h2 import H2Connection
+
+__all__ = ["Origin", "Waiter", "is_empty"]
+
+
+def is_empty(origin: Origin) -> bool:
+    return not (
+        origin.connections or origin.idle or origin.connecting or origin.waiting or origin.waiters
+    )
+
+
+class Origin:
+    """Everything the pool keeps for one origin (scheme, host, port).
+
+    That triple is the whole reuse key because everything else that decides whether a connection
+    can serve a request is fixed per pool: its TLS settings (one SSLContext, built once per
+    Client; SNI and the certificate check follow the host) and, until proxies are built, the
+    route (direct). A per-origin proxy will join the key when it arrives.
+    """
+
+    __slots__ = (
+        "label",
+        "host",
+        "port",
+        "tls",
+        "idle",
+        "connections",
+        "connecting",
+        "waiters",
+        "waiting",
+        "requests",
+        "shared",
+        "http2",
+    )
+
+    def __init__(self, url: URL, http2: bool) -> None:
+        scheme, host, port = url.origin
+        self.label = f"{scheme}://{url.host_header.decode('ascii')}"
+        if url.port is None:
+            self.label = f"{self.label}:{port}"
+        self.host = host
+        self.port = port
+        self.tls = scheme == "https"
+        self.idle: deque[H1Connection] = deque()
+        self.connections: set[Any] = set()  # H1Connection or H2Connection
+        self.connecting = 0
+        self.waiters: deque[Waiter] = deque()
+        self.waiting = 0
+        self.requests = 0
+        # HTTP/2 connections that take new streams; ``http2`` is None while it may be spoken
+        # here but no connection has told yet, then what ALPN (or prior knowledge) gave.
+        self.shared: list[H2Connection] = []
+        self.http2: bool | None = None if http2 else False
+
+    def stats(self) -> dict[str, int]:
+        """connections (open or opening), idle, in_use (= active), connecting, waiting, requests;
+        for an origin that speaks HTTP/2 also streams (open) and max_streams (allowed)."""
+        idle = len(self.idle) + sum(1 for c in self.shared if c.in_use == 0)
+        in_use = len(self.connections) - idle
+        entry = {
+            "connections": len(self.connections) + self.connecting,
+            "idle": idle,
+            "in_use": in_use,
+            "active": in_use,
+            "connecting": self.connecting,
+            "waiting": self.waiting,
+            "requests": self.requests,
+        }
+        if self.http2:
+            entry["streams"] = sum(c.in_use for c in self.connections if c.multiplexed)
+            entry["max_streams"] = sum(c.max_streams for c in self.shared)
+        return entry
+
+
+class Waiter:
+    __slots__ = ("origin", "future", "seq")
+
+    def __init__(self, origin: Origin, future: asyncio.Future[Any], seq: int) -> None:
+        self.origin = origin
+        self.future = future
+        self.seq = seq  # arrival order across origins
