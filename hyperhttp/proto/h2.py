@@ -122,17 +122,11 @@ class H2Connection(asyncio.BufferedProtocol):
             h2.events.RemoteSettingsChanged: self._settings_changed,
             h2.events.ConnectionTerminated: self._terminated,
         }
-        self.response_started = False
         self.socket_closed = False
-        self.request_count = 0
         self.pool_key: Any = None
         self.idle_since = 0.0
 
     # -- state seen by the owner --------------------------------------------------------------
-
-    @property
-    def http_version(self) -> str:
-        return "HTTP/2"
 
     @property
     def is_closed(self) -> bool:
@@ -180,9 +174,6 @@ class H2Connection(asyncio.BufferedProtocol):
             self._write_out()
         self._shut(ReadError("connection closed by the client"))
 
-    def abort(self) -> None:
-        self._shut(ReadError("connection aborted"), abort=True)
-
     # -- sending ------------------------------------------------------------------------------
 
     async def send(
@@ -209,7 +200,6 @@ class H2Connection(asyncio.BufferedProtocol):
         stream.is_head = is_head
         stream.read_timeout = read_timeout
         self._streams[stream_id] = stream
-        self.request_count += 1
         conn.counted = len(self._streams) - 1  # the others still open, for h2's limit check
         try:
             conn.send_headers(stream_id, headers, end_stream=body is None)
@@ -454,7 +444,6 @@ class H2Connection(asyncio.BufferedProtocol):
             self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
             waiter.set_exception(exc)
             return
-        self.response_started = True
         body = stream.body = H2Body(self, stream.id, stream.read_timeout)
         if stream.is_head or event.stream_ended is not None:
             # A HEAD response has no content (RFC 9110 9.3.2); its stream is over for h2, and
@@ -617,7 +606,7 @@ class H2Connection(asyncio.BufferedProtocol):
         if not self._closed:
             self._on_idle(self)
 
-    def _shut(self, error: Exception, abort: bool = False) -> None:
+    def _shut(self, error: Exception) -> None:
         """The connection is finished: every stream fails with ``error``."""
         if self._closed:
             return
@@ -628,7 +617,7 @@ class H2Connection(asyncio.BufferedProtocol):
             self._timer = None
         transport = self._transport
         if transport is not None:
-            transport.abort() if abort else transport.close()
+            transport.close()
         for stream in list(self._streams.values()):
             self._fail_stream(stream, error)
         for waiter in self._drain_waiters:
