@@ -26,7 +26,6 @@ from typing import Any, AsyncIterable, Callable, Iterable, Union
 import httptools
 
 from ..exceptions import (
-    LocalProtocolError,
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
@@ -34,6 +33,7 @@ from ..exceptions import (
     WriteError,
     WriteTimeout,
 )
+from .sending import DeclaredLength, pieces, wait_to_write
 from .stream import BodyStream
 
 __all__ = [
@@ -100,7 +100,6 @@ class H1Connection(asyncio.BufferedProtocol):
         "_release_pending",
         "_keep_alive",
         "_body_unsent",
-        "_left",
         "_write_paused",
         "_reading_paused",
         "_drain_waiter",
@@ -138,7 +137,6 @@ class H1Connection(asyncio.BufferedProtocol):
         self._release_pending = False
         self._keep_alive = True
         self._body_unsent = False
-        self._left = -1  # bytes a Content-Length stream still owes; -1 when not counted
         self._write_paused = False
         self._reading_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -251,37 +249,25 @@ class H1Connection(asyncio.BufferedProtocol):
                 if self._write_paused:
                     await self._drain(timeout)
             return True
-        self._left = -1 if chunked or length is None else length
-        if hasattr(body, "__aiter__"):
-            async for chunk in body:  # type: ignore[union-attr]
-                if not await self._write_piece(chunk, chunked, timeout):
-                    return False
-        else:
-            for chunk in body:  # type: ignore[union-attr]
-                if not await self._write_piece(chunk, chunked, timeout):
-                    return False
+        declared = DeclaredLength(None if chunked else length)
+        async for chunk in pieces(body):  # type: ignore[arg-type]
+            if not await self._write_piece(chunk, declared, chunked, timeout):
+                return False
         if self._state != _WAITING:
             return False
-        if self._left > 0:
-            raise LocalProtocolError(
-                f"the request body ended {self._left} bytes short of its Content-Length"
-            )
+        declared.check_complete()
         if chunked:
             transport.write(b"0\r\n\r\n")
         return True
 
-    async def _write_piece(self, chunk: Any, chunked: bool, timeout: float | None) -> bool:
+    async def _write_piece(
+        self, chunk: Any, declared: DeclaredLength, chunked: bool, timeout: float | None
+    ) -> bool:
         if self._state != _WAITING:
             return False
-        if not isinstance(chunk, (bytes, bytearray, memoryview)):
-            raise TypeError(f"request body chunks must be bytes, not {type(chunk).__name__}")
-        size = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+        size = declared.take(chunk)
         if not size:
             return True
-        if self._left >= 0:
-            if size > self._left:
-                raise LocalProtocolError("the request body is longer than its Content-Length")
-            self._left -= size
         transport = self._transport
         if not chunked:
             transport.write(chunk)
@@ -299,20 +285,13 @@ class H1Connection(asyncio.BufferedProtocol):
         if self._state == _CLOSED:
             raise WriteError("connection lost while sending the request body")
         waiter = self._drain_waiter = self._loop.create_future()
-        timer = None
-        if timeout is not None:
-            timer = self._loop.call_later(timeout, self._write_timed_out, waiter)
         try:
-            await waiter
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self._drain_waiter = None
-
-    def _write_timed_out(self, waiter: asyncio.Future[None]) -> None:
-        if not waiter.done():
-            waiter.set_exception(WriteTimeout("the request body could not be sent in time"))
+            await wait_to_write(self._loop, waiter, timeout)
+        except WriteTimeout:
             self._transport.abort()
+            raise
+        finally:
+            self._drain_waiter = None
 
     def pause_writing(self) -> None:
         self._write_paused = True

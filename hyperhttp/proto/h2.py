@@ -48,12 +48,11 @@ from .h2_streams import (
     Negotiator,
     StreamNotProcessed,
     StreamState,
-    count_piece,
     request_headers,
     response_fields,
-    time_out_write,
     wake,
 )
+from .sending import DeclaredLength, pieces, wait_to_write
 from .stream import BodyStream
 
 __all__ = ["H2Connection", "Negotiator", "StreamNotProcessed", "request_headers"]
@@ -232,25 +231,16 @@ class H2Connection(asyncio.BufferedProtocol):
     async def _send_body(
         self, stream: StreamState, body: RequestBody, timeout: float | None, length: int | None
     ) -> None:
-        left = -1 if length is None else length
         if isinstance(body, (bytes, bytearray, memoryview)):
             if not await self._send_piece(stream, body, timeout):
                 return
         else:
-            if hasattr(body, "__aiter__"):
-                async for chunk in body:  # type: ignore[union-attr]
-                    left = count_piece(chunk, left)
-                    if not await self._send_piece(stream, chunk, timeout):
-                        return
-            else:
-                for chunk in body:  # type: ignore[union-attr]
-                    left = count_piece(chunk, left)
-                    if not await self._send_piece(stream, chunk, timeout):
-                        return
-            if left > 0:
-                raise LocalProtocolError(
-                    f"the request body ended {left} bytes short of its Content-Length"
-                )
+            declared = DeclaredLength(length)
+            async for chunk in pieces(body):  # type: ignore[arg-type]
+                declared.take(chunk)
+                if not await self._send_piece(stream, chunk, timeout):
+                    return
+            declared.check_complete()
         if stream.id not in self._streams or not stream.sending:
             return
         stream.sending = False
@@ -291,27 +281,15 @@ class H2Connection(asyncio.BufferedProtocol):
 
     async def _wait_window(self, stream: StreamState, timeout: float | None) -> None:
         waiter = stream.window_waiter = self._loop.create_future()
-        timer = None
-        if timeout is not None:
-            timer = self._loop.call_later(timeout, time_out_write, waiter)
         try:
-            await waiter
+            await wait_to_write(self._loop, waiter, timeout)
         finally:
             stream.window_waiter = None
-            if timer is not None:
-                timer.cancel()
 
     async def _drain(self, timeout: float | None) -> None:
         waiter = self._loop.create_future()
         self._drain_waiters.append(waiter)
-        timer = None
-        if timeout is not None:
-            timer = self._loop.call_later(timeout, time_out_write, waiter)
-        try:
-            await waiter
-        finally:
-            if timer is not None:
-                timer.cancel()
+        await wait_to_write(self._loop, waiter, timeout)
 
     def pause_writing(self) -> None:
         self._write_paused = True

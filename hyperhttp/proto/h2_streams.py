@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import h2.config
 import h2.connection
 
-from ..exceptions import LocalProtocolError, RemoteProtocolError, StreamNotProcessed, WriteTimeout
+from ..exceptions import RemoteProtocolError, StreamNotProcessed
 from .h1 import ResponseHead
 from .stream import BodyStream
 
@@ -23,11 +23,9 @@ __all__ = [
     "Negotiator",
     "StreamNotProcessed",
     "StreamState",
-    "count_piece",
     "LeanH2Connection",
     "request_headers",
     "response_fields",
-    "time_out_write",
     "wake",
 ]
 
@@ -216,28 +214,12 @@ class LeanH2Connection(h2.connection.H2Connection):
         return self.counted
 
 
-def count_piece(chunk: Any, left: int) -> int:
-    if not isinstance(chunk, (bytes, bytearray, memoryview)):
-        raise TypeError(f"request body chunks must be bytes, not {type(chunk).__name__}")
-    if left < 0:
-        return left
-    size = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
-    if size > left:
-        raise LocalProtocolError("the request body is longer than its Content-Length")
-    return left - size
-
-
 def wake(waiter: asyncio.Future[Any] | None, error: BaseException | None = None) -> None:
     if waiter is not None and not waiter.done():
         if error is None:
             waiter.set_result(None)
         else:
             waiter.set_exception(error)
-
-
-def time_out_write(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(WriteTimeout("the request body could not be sent in time"))
 
 
 class Negotiator(asyncio.BaseProtocol):

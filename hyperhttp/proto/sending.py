@@ -1,0 +1,68 @@
+"""What HTTP/1.1 and HTTP/2 share when they send a request body.
+
+A streamed body's pieces come from a sync or an async iterable (``pieces``), each is checked and
+counted against the declared Content-Length (``DeclaredLength``), and a wait for the transport or
+for flow-control window is bounded by the write timeout (``wait_to_write``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterable, AsyncIterator, Iterable, Union
+
+from ..exceptions import LocalProtocolError, WriteTimeout
+
+__all__ = ["DeclaredLength", "pieces", "wait_to_write"]
+
+
+async def pieces(body: Union[Iterable[Any], AsyncIterable[Any]]) -> AsyncIterator[Any]:
+    """The pieces of a streamed body, whether it iterates synchronously or not."""
+    if hasattr(body, "__aiter__"):
+        async for piece in body:
+            yield piece
+    else:
+        for piece in body:
+            yield piece
+
+
+class DeclaredLength:
+    """A streamed body's pieces counted against its Content-Length (``None``: not counted)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, length: int | None) -> None:
+        self.left = -1 if length is None else length  # bytes still owed; -1 when not counted
+
+    def take(self, piece: Any) -> int:
+        """The size of ``piece``, which must be bytes-like and within what is still owed."""
+        if not isinstance(piece, (bytes, bytearray, memoryview)):
+            raise TypeError(f"request body chunks must be bytes, not {type(piece).__name__}")
+        size = piece.nbytes if isinstance(piece, memoryview) else len(piece)
+        if self.left >= 0:
+            if size > self.left:
+                raise LocalProtocolError("the request body is longer than its Content-Length")
+            self.left -= size
+        return size
+
+    def check_complete(self) -> None:
+        if self.left > 0:
+            raise LocalProtocolError(
+                f"the request body ended {self.left} bytes short of its Content-Length"
+            )
+
+
+async def wait_to_write(
+    loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Any], timeout: float | None
+) -> None:
+    """Await ``waiter`` (writing may go on); after ``timeout`` seconds it fails with WriteTimeout."""
+    timer = None if timeout is None else loop.call_later(timeout, _timed_out, waiter)
+    try:
+        await waiter
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _timed_out(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(WriteTimeout("the request body could not be sent in time"))
