@@ -33,7 +33,8 @@ from ..exceptions import (
     WriteError,
     WriteTimeout,
 )
-from .sending import DeclaredLength, pieces, wait_to_write
+from .deadline import LazyTimer
+from .sending import DeclaredLength, WriteFlow, pieces
 from .stream import BodyStream
 
 __all__ = [
@@ -91,7 +92,6 @@ class H1Connection(asyncio.BufferedProtocol):
         "_state",
         "_waiter",
         "_timer",
-        "_timer_at",
         "_deadline",
         "_stream",
         "_headers",
@@ -100,9 +100,8 @@ class H1Connection(asyncio.BufferedProtocol):
         "_release_pending",
         "_keep_alive",
         "_body_unsent",
-        "_write_paused",
+        "_flow",
         "_reading_paused",
-        "_drain_waiter",
         "_on_idle",
         "_on_lost",
         "_read_timeout",
@@ -127,8 +126,7 @@ class H1Connection(asyncio.BufferedProtocol):
         self._parser_stale = False
         self._state = _IDLE
         self._waiter: asyncio.Future[ResponseHead] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer = LazyTimer(loop, self._check_read_deadline)
         self._deadline = 0.0
         self._stream: BodyStream | None = None
         self._headers: list[tuple[bytes, bytes]] = []
@@ -137,9 +135,8 @@ class H1Connection(asyncio.BufferedProtocol):
         self._release_pending = False
         self._keep_alive = True
         self._body_unsent = False
-        self._write_paused = False
+        self._flow = WriteFlow(loop)
         self._reading_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
         self._on_idle = on_idle
         self._on_lost = on_lost
         self._read_timeout: float | None = None
@@ -226,7 +223,9 @@ class H1Connection(asyncio.BufferedProtocol):
                 if await self._write_body(body, chunked, write_timeout, length):
                     self._body_unsent = False
             if read_timeout is not None and not waiter.done():
-                self._arm_read_deadline(read_timeout)
+                # The deadline for the response head: see proto/deadline.py.
+                self._deadline = self._loop.time() + read_timeout
+                self._timer.arm(self._deadline)
             response_head: ResponseHead = await waiter
             return response_head
         except BaseException:
@@ -246,7 +245,7 @@ class H1Connection(asyncio.BufferedProtocol):
                 if self._state != _WAITING:
                     return False
                 transport.write(view[start : start + _WRITE_SLICE])
-                if self._write_paused:
+                if self._flow.paused:
                     await self._drain(timeout)
             return True
         declared = DeclaredLength(None if chunked else length)
@@ -277,69 +276,39 @@ class H1Connection(asyncio.BufferedProtocol):
             transport.write(b"%x\r\n" % size)
             transport.write(chunk)
             transport.write(b"\r\n")
-        if self._write_paused:
+        if self._flow.paused:
             await self._drain(timeout)
         return True
 
     async def _drain(self, timeout: float | None) -> None:
         if self._state == _CLOSED:
             raise WriteError("connection lost while sending the request body")
-        waiter = self._drain_waiter = self._loop.create_future()
         try:
-            await wait_to_write(self._loop, waiter, timeout)
+            await self._flow.drain(timeout)
         except WriteTimeout:
             self._transport.abort()
             raise
-        finally:
-            self._drain_waiter = None
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self._flow.paused = True
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._flow.resume()
 
-    def _arm_read_deadline(self, timeout: float) -> None:
-        """Set the deadline for the response head.
-
-        One timer per connection serves request after request: it is not cancelled when a
-        response arrives in time; when it fires it checks the current deadline and re-arms itself
-        for it if a later request is still waiting. That saves a timer per request, which is a
-        measurable share of a small request's cost.
-        """
-        loop = self._loop
-        deadline = self._deadline = loop.time() + timeout
-        timer = self._timer
-        if timer is None or deadline < self._timer_at:
-            if timer is not None:
-                timer.cancel()
-            self._timer_at = deadline
-            self._timer = loop.call_at(deadline, self._check_read_deadline)
-
-    def _check_read_deadline(self) -> None:
-        self._timer = None
+    def _check_read_deadline(self) -> float:
+        """The timer came: fail a late response head; else the deadline still to watch."""
         waiter = self._waiter
         deadline = self._deadline
         if self._state != _WAITING or waiter is None or waiter.done() or not deadline:
-            return  # nothing is waiting for a head yet: the timer lapses until it is re-armed
+            return 0.0  # nothing is waiting for a head yet: the timer lapses until re-armed
         if self._loop.time() < deadline:
-            self._timer_at = deadline
-            self._timer = self._loop.call_at(deadline, self._check_read_deadline)
-            return
+            return deadline
         waiter.set_exception(
             ReadTimeout(f"no response within the read timeout of {self._read_timeout}s")
         )
         self._waiter = None
         self.abort()
-
-    def _cancel_timer(self) -> None:
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            timer.cancel()
+        return 0.0
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
 
@@ -382,15 +351,13 @@ class H1Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.socket_closed = True
-        self._cancel_timer()
+        self._timer.cancel()
         state = self._state
         if state == _BODY:
             self._end_of_input()
         if self._state != _CLOSED:
             self._fail(self._lost_error(exc))
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(WriteError(f"connection lost while sending the request: {exc}"))
+        self._flow.fail(WriteError(f"connection lost while sending the request: {exc}"))
         self._on_lost(self)
 
     def _lost_error(self, exc: Exception | None) -> Exception:

@@ -41,6 +41,7 @@ from ..exceptions import (
     WriteError,
 )
 from . import _hpack
+from .deadline import LazyTimer
 from .h1 import ConnectionNotAvailable, RequestBody, ResponseHead
 from .h2_streams import (
     H2Body,
@@ -52,7 +53,7 @@ from .h2_streams import (
     response_fields,
     wake,
 )
-from .sending import DeclaredLength, pieces, wait_to_write
+from .sending import DeclaredLength, WriteFlow, pieces, wait_to_write
 from .stream import BodyStream
 
 __all__ = ["H2Connection", "Negotiator", "StreamNotProcessed", "request_headers"]
@@ -107,11 +108,9 @@ class H2Connection(asyncio.BufferedProtocol):
         self._closed = False
         self._flush_pending = False
         self._queued = 0  # DATA bytes h2 holds that are not written yet
-        self._write_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._flow = WriteFlow(loop)
         self._connection_unacked = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer = LazyTimer(loop, self._check_deadlines)
         self._handlers: dict[type, Callable[[Any], None]] = {
             h2.events.ResponseReceived: self._response_received,
             h2.events.DataReceived: self._data_received,
@@ -216,7 +215,8 @@ class H2Connection(asyncio.BufferedProtocol):
                 self._write_out()
                 await self._send_body(stream, body, write_timeout, length)
             if read_timeout is not None and stream.waiter is not None:
-                self._arm_deadline(stream, read_timeout)
+                stream.deadline = self._loop.time() + read_timeout
+                self._timer.arm(stream.deadline)
             head: ResponseHead = await waiter
             return head
         except BaseException as exc:
@@ -273,8 +273,8 @@ class H2Connection(asyncio.BufferedProtocol):
             self._queued += size
             if self._queued >= _WRITE_BATCH:
                 self._write_out()
-                if self._write_paused:
-                    await self._drain(timeout)
+                if self._flow.paused:
+                    await self._flow.drain(timeout)
         if self._queued:
             self._write_out()  # before the next piece is awaited
         return True
@@ -286,20 +286,11 @@ class H2Connection(asyncio.BufferedProtocol):
         finally:
             stream.window_waiter = None
 
-    async def _drain(self, timeout: float | None) -> None:
-        waiter = self._loop.create_future()
-        self._drain_waiters.append(waiter)
-        await wait_to_write(self._loop, waiter, timeout)
-
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self._flow.paused = True
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._flow.resume()
 
     def _schedule_flush(self) -> None:
         """Write what h2 has queued once this loop iteration is over: the requests of many
@@ -320,18 +311,9 @@ class H2Connection(asyncio.BufferedProtocol):
 
     # -- timers -------------------------------------------------------------------------------
 
-    def _arm_deadline(self, stream: StreamState, timeout: float) -> None:
-        """One timer per connection for every stream's response-head deadline (see h1)."""
-        deadline = stream.deadline = self._loop.time() + timeout
-        timer = self._timer
-        if timer is None or deadline < self._timer_at:
-            if timer is not None:
-                timer.cancel()
-            self._timer_at = deadline
-            self._timer = self._loop.call_at(deadline, self._check_deadlines)
-
-    def _check_deadlines(self) -> None:
-        self._timer = None
+    def _check_deadlines(self) -> float:
+        """Every stream's response-head deadline, on one timer (proto/deadline.py): fail the
+        late ones; the earliest still to watch."""
         now = self._loop.time()
         next_due = 0.0
         for stream in list(self._streams.values()):
@@ -349,9 +331,7 @@ class H2Connection(asyncio.BufferedProtocol):
                 self._reset(stream, ErrorCodes.CANCEL)
             elif not next_due or stream.deadline < next_due:
                 next_due = stream.deadline
-        if next_due:
-            self._timer_at = next_due
-            self._timer = self._loop.call_at(next_due, self._check_deadlines)
+        return next_due
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
 
@@ -590,17 +570,13 @@ class H2Connection(asyncio.BufferedProtocol):
             return
         self._closed = True
         self._closing = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         transport = self._transport
         if transport is not None:
             transport.close()
         for stream in list(self._streams.values()):
             self._fail_stream(stream, error)
-        for waiter in self._drain_waiters:
-            wake(waiter, WriteError(f"connection lost while sending the request: {error}"))
-        self._drain_waiters = []
+        self._flow.fail(WriteError(f"connection lost while sending the request: {error}"))
         self._on_lost(self)
 
     # -- StreamOwner --------------------------------------------------------------------------

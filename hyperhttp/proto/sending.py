@@ -1,7 +1,8 @@
 """What HTTP/1.1 and HTTP/2 share when they send a request body.
 
 A streamed body's pieces come from a sync or an async iterable (``pieces``), each is checked and
-counted against the declared Content-Length (``DeclaredLength``), and a wait for the transport or
+counted against the declared Content-Length (``DeclaredLength``), the transport's
+``pause_writing``/``resume_writing`` are followed by ``WriteFlow``, and a wait for the transport or
 for flow-control window is bounded by the write timeout (``wait_to_write``).
 """
 
@@ -12,7 +13,7 @@ from typing import Any, AsyncIterable, AsyncIterator, Iterable, Union
 
 from ..exceptions import LocalProtocolError, WriteTimeout
 
-__all__ = ["DeclaredLength", "pieces", "wait_to_write"]
+__all__ = ["DeclaredLength", "WriteFlow", "pieces", "wait_to_write"]
 
 
 async def pieces(body: Union[Iterable[Any], AsyncIterable[Any]]) -> AsyncIterator[Any]:
@@ -49,6 +50,40 @@ class DeclaredLength:
             raise LocalProtocolError(
                 f"the request body ended {self.left} bytes short of its Content-Length"
             )
+
+
+class WriteFlow:
+    """Whether the transport asked us to stop writing, and the writers waiting for it to resume."""
+
+    __slots__ = ("_loop", "paused", "_waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.paused = False
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def resume(self) -> None:
+        self.paused = False
+        self._wake(None)
+
+    def fail(self, error: BaseException) -> None:
+        """The connection is gone: every waiting writer fails with ``error``."""
+        self._wake(error)
+
+    async def drain(self, timeout: float | None) -> None:
+        """Until the transport resumes writing, bounded by ``timeout`` (WriteTimeout)."""
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        await wait_to_write(self._loop, waiter, timeout)
+
+    def _wake(self, error: BaseException | None) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
 
 
 async def wait_to_write(
