@@ -43,10 +43,10 @@ from typing import Any, Callable
 from nginx import (
     _free_port,
     _server_cpu,
-    _wait_accepting,
     nginx_binary,
     start_server,
     terminate,
+    wait_accepting,
     write_random,
 )
 
@@ -132,7 +132,7 @@ def start_sink() -> tuple[str, Callable[[], None]]:
         [*_server_cpu(), sys.executable, str(HERE / "sink.py"), "--port", str(port)],
         stdout=subprocess.DEVNULL,
     )
-    _wait_accepting(port, process)
+    wait_accepting(port, process)
 
     return f"http://127.0.0.1:{port}", lambda: terminate(process)
 

@@ -138,27 +138,54 @@ def make_certificates(directory: Path) -> dict[str, Path]:
 
 
 def nginx_binary() -> str | None:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
-    )
+    """nginx on PATH, else Debian's /usr/sbin/nginx (not on a non-root PATH); None if neither."""
+    found = shutil.which("nginx")
+    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
+        found = "/usr/sbin/nginx"
     return found
 
 
 def ensure_nginx() -> str | None:
-    """Install Debian's nginx-light when it is missing and we are root; None when not possible."""
+    """Install Debian's nginx when it is missing and we are root; its path, or None.
+
+    The full package (not nginx-light): the tests' server needs its DAV module. The package may
+    start the system's nginx (port 80); only that one is stopped, through the pid file of the
+    system configuration, never an nginx a benchmark or a test is running."""
     binary = nginx_binary()
     if binary is not None or os.geteuid() != 0 or shutil.which("apt-get") is None:
         return binary
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False)
-    for package in ("nginx-light", "nginx"):
-        result = subprocess.run(
-            ["apt-get", "install", "-y", "-qq", package], env=env, capture_output=True, check=False
-        )
-        if result.returncode == 0:
-            break
-    subprocess.run(["pkill", "-x", "nginx"], capture_output=True, check=False)  # no system service
-    return nginx_binary()
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "nginx"],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    binary = nginx_binary()
+    if binary is not None:
+        subprocess.run([binary, "-s", "stop"], capture_output=True, check=False)
+    return binary
+
+
+def nginx_version(binary: str) -> tuple[int, ...]:
+    """(1, 22, 1) from ``nginx -v``'s "nginx version: nginx/1.22.1"; () when not found."""
+    text = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False).stderr
+    number = text.strip().rpartition("/")[2].split(" ")[0] if "/" in text else ""
+    return tuple(int(part) for part in number.split(".") if part.isdigit())
+
+
+def nginx_modules(binary: str) -> str:
+    """``nginx -V``'s output: the configure arguments, hence the modules built in."""
+    return subprocess.run([binary, "-V"], capture_output=True, text=True, check=False).stderr
+
+
+def listen_http2(version: tuple[int, ...]) -> tuple[str, str]:
+    """What turns HTTP/2 on in a server block of this nginx: the ``listen`` parameter (before
+    1.25.1) or the ``http2 on;`` line (from 1.25.1, where the parameter is deprecated)."""
+    if version >= (1, 25, 1):
+        return "", "\n        http2 on;"
+    return " http2", ""
 
 
 def _free_port() -> int:
@@ -184,7 +211,9 @@ def terminate(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-def _wait_accepting(port: int, process: subprocess.Popen[bytes]) -> None:
+def wait_accepting(port: int, process: subprocess.Popen[bytes]) -> None:
+    """Until ``port`` of 127.0.0.1 accepts connections (bounded: 10 s); RuntimeError when the
+    server exits or does not get there."""
     for _ in range(1000):  # bounded: 10 s
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
@@ -238,22 +267,10 @@ def write_random(path: Path, size: int) -> None:
             written += len(piece)
 
 
-def _nginx_version(text: str) -> tuple[int, ...]:
-    """(1, 22, 1) from ``nginx -v``'s "nginx version: nginx/1.22.1"; () when not found."""
-    number = text.rpartition("/")[2].split()[0] if "/" in text else ""
-    return tuple(int(part) for part in number.split(".") if part.isdigit())
-
-
 def _tls_server(root: Path, port: int, log: str, http2: bool, version: tuple[int, ...]) -> str:
     """A TLS server block for the same files; HTTP/2 with the syntax this nginx takes."""
-    new_syntax = http2 and version >= (1, 25, 1)  # "listen ... http2" is deprecated from 1.25.1
-    return _TLS_SERVER.format(
-        root=root,
-        port=port,
-        log=log,
-        listen_http2=" http2" if http2 and not new_syntax else "",
-        http2_on="\n        http2 on;" if new_syntax else "",
-    )
+    listen, http2_on = listen_http2(version) if http2 else ("", "")
+    return _TLS_SERVER.format(root=root, port=port, log=log, listen_http2=listen, http2_on=http2_on)
 
 
 def start_server(
@@ -286,12 +303,12 @@ def start_server(
             (root / "www" / "bytes" / str(size)).write_bytes(bytes(i % 251 for i in range(size)))
         for size in extra_sizes:
             write_random(root / "www" / "bytes" / str(size), size)
-        version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
+        version = nginx_version(binary)
         tls_server = _TLS_LOGS if tls or h2 else ""
         if tls:
-            tls_server += _tls_server(root, tls_port, "tls", False, _nginx_version(version))
+            tls_server += _tls_server(root, tls_port, "tls", False, version)
         if h2:
-            tls_server += _tls_server(root, h2_port, "h2", True, _nginx_version(version))
+            tls_server += _tls_server(root, h2_port, "h2", True, version)
         locations = "".join(_BULK_LOCATION.format(size=size) for size in extra_sizes)
         (root / "nginx.conf").write_text(
             _CONFIG.format(root=root, port=port, tls_server=tls_server, locations=locations)
@@ -301,7 +318,7 @@ def start_server(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        description = f"{version.replace('nginx version: ', '')} (1 worker)"
+        description = f"nginx/{'.'.join(map(str, version))} (1 worker)"
         openssl = _nginx_openssl(binary)
         tls_description = (
             f"TLS 1.2-1.3, HTTP/1.1 only, no session tickets or cache, running with {openssl}"
@@ -328,7 +345,7 @@ def start_server(
         tls_description = "Python ssl module, HTTP/1.1 only, no session tickets"
     for listening in (port, tls_port, h2_port):
         if listening:
-            _wait_accepting(listening, process)
+            wait_accepting(listening, process)
 
     def stop() -> None:
         terminate(process)

@@ -34,7 +34,6 @@ when it is missing and we are root, best effort, and always exits 0.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import socket
 import subprocess
@@ -45,6 +44,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from perf.nginx import (
+    ensure_nginx,
+    listen_http2,
+    nginx_binary,
+    nginx_modules,
+    nginx_version,
+    wait_accepting,
+)
 from tests.servers.hypercorn_app import pattern
 
 __all__ = [
@@ -121,47 +128,6 @@ class LogEntry:
     def parse(cls, line: str) -> LogEntry:
         port, connection, protocol, method, uri, status, sent = line.split(" ")
         return cls(int(port), int(connection), protocol, method, uri, int(status), int(sent))
-
-
-def nginx_binary() -> str | None:
-    """nginx on PATH, else Debian's /usr/sbin/nginx (not on a non-root PATH); None if neither."""
-    found = shutil.which("nginx")
-    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
-        found = "/usr/sbin/nginx"
-    return found
-
-
-def nginx_version(binary: str) -> tuple[int, ...]:
-    """(1, 22, 1) from ``nginx -v``'s "nginx version: nginx/1.22.1"; () when not found."""
-    text = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False).stderr
-    number = text.strip().rpartition("/")[2].split(" ")[0] if "/" in text else ""
-    return tuple(int(part) for part in number.split(".") if part.isdigit())
-
-
-def nginx_modules(binary: str) -> str:
-    """``nginx -V``'s output: the configure arguments, hence the modules built in."""
-    return subprocess.run([binary, "-V"], capture_output=True, text=True, check=False).stderr
-
-
-def ensure_nginx() -> str | None:
-    """Install Debian's nginx when it is missing and we are root; its path, or None."""
-    binary = nginx_binary()
-    if binary is not None or os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return binary
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "nginx"],
-        env=env,
-        capture_output=True,
-        check=False,
-    )
-    binary = nginx_binary()
-    if binary is not None:
-        # The package may have started the system's nginx (port 80): stop that one only, through
-        # the pid file of the system configuration. The tests run their own.
-        subprocess.run([binary, "-s", "stop"], capture_output=True, check=False)
-    return binary
 
 
 def _free_ports(count: int) -> list[int]:
@@ -254,7 +220,7 @@ class NginxServer:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _config(self) -> str:
-        new_syntax = self.version >= (1, 25, 1)  # "listen ... http2" is deprecated from 1.25.1
+        listen, http2_on = listen_http2(self.version)
         new_limits = self.version >= (1, 19, 7)
         servers = ""
         for port, settings in (
@@ -268,8 +234,8 @@ class NginxServer:
         ):
             servers += _SERVER.format(
                 port=port,
-                listen_http2="" if new_syntax else " http2",
-                http2_on="\n        http2 on;" if new_syntax else "",
+                listen_http2=listen,
+                http2_on=http2_on,
                 settings=f"        {settings}\n",
                 big=BIG,
                 dav=_DAV.format() if self.has_dav else "",
@@ -287,19 +253,11 @@ class NginxServer:
     def _wait_accepting(self) -> None:
         process = self._process
         assert process is not None
-        for port in (self.port, self.limited_port, self.goaway_port):
-            for _ in range(1000):  # bounded: 10 s
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"nginx exited with {process.returncode}: {self._errors()[-2000:]}"
-                    )
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    time.sleep(0.01)
-            else:
-                raise RuntimeError(f"nginx is not accepting connections: {self._errors()[-2000:]}")
+        try:
+            for port in (self.port, self.limited_port, self.goaway_port):
+                wait_accepting(port, process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"nginx: {exc}: {self._errors()[-2000:]}") from None
 
     def _terminate(self) -> None:
         process, self._process = self._process, None
