@@ -209,6 +209,7 @@ def terminate(process: subprocess.Popen[bytes]) -> None:
         process.wait(5)
     except subprocess.TimeoutExpired:
         process.kill()
+        process.wait(5)
 
 
 def wait_accepting(port: int, process: subprocess.Popen[bytes]) -> None:

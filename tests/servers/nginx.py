@@ -50,6 +50,7 @@ from perf.nginx import (
     nginx_binary,
     nginx_modules,
     nginx_version,
+    terminate,
     wait_accepting,
 )
 from tests.servers.hypercorn_app import pattern
@@ -261,14 +262,8 @@ class NginxServer:
 
     def _terminate(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        if process is not None:
+            terminate(process)
 
     def stop(self) -> None:
         self._terminate()
