@@ -94,40 +94,11 @@ from h2.errors import ErrorCodes
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
+from tests.servers.hypercorn_app import pattern, pattern_slice
+
 __all__ = ["H2Server", "pattern", "pattern_slice", "TRAILERS_BODY", "RST_PARTIAL", "RST_DECLARED"]
 
 Header = tuple[bytes, bytes]
-
-# pattern() is hypercorn_app.pattern: (i * 7 + i // 251) % 256, which repeats every 251 * 256 bytes.
-_PERIOD = 251 * 256
-_BLOCK: bytes | None = None
-
-
-def _block() -> bytes:
-    global _BLOCK
-    if _BLOCK is None:
-        _BLOCK = bytes((i * 7 + i // 251) % 256 for i in range(_PERIOD))
-    return _BLOCK
-
-
-def pattern_slice(offset: int, size: int) -> bytes:
-    """``pattern(offset + size)[offset:]`` without building the prefix."""
-    block = _block()
-    start = offset % _PERIOD
-    if start + size <= _PERIOD:
-        return block[start : start + size]
-    out = bytearray()
-    while len(out) < size:
-        take = min(_PERIOD - start, size - len(out))
-        out += block[start : start + take]
-        start = 0
-    return bytes(out)
-
-
-def pattern(size: int) -> bytes:
-    """Deterministic bytes for body checks; the same as ``hypercorn_app.pattern``."""
-    return pattern_slice(0, size)
-
 
 TRAILERS_BODY = b"body before trailers\n"
 RST_PARTIAL = 4096  # bytes of body /rst-after-headers sends before its RST_STREAM

@@ -43,8 +43,14 @@ def pattern(size: int) -> bytes:
     That sequence repeats every 251 * 128 bytes (block q of 251 bytes is (222q + 7r) % 256, and
     222q % 256 repeats every 128 blocks), so one period is built once and repeated: a 50 MB body
     takes milliseconds, not seconds."""
-    repeats = size // len(_PERIOD) + 1
-    return (_PERIOD * repeats)[:size]
+    return pattern_slice(0, size)
+
+
+def pattern_slice(offset: int, size: int) -> bytes:
+    """``pattern(offset + size)[offset:]``, without building what comes before ``offset``."""
+    start = offset % len(_PERIOD)
+    repeats = (start + size) // len(_PERIOD) + 1
+    return (_PERIOD * repeats)[start : start + size]
 
 
 _PERIOD = bytes((i * 7 + i // 251) % 256 for i in range(251 * 128))

@@ -53,7 +53,7 @@ from perf.nginx import (
     terminate,
     wait_accepting,
 )
-from tests.servers.hypercorn_app import pattern
+from tests.servers.hypercorn_app import pattern_slice
 
 __all__ = [
     "BIG",
@@ -67,7 +67,6 @@ __all__ = [
 BIG = 50_000_000
 # n * 53 for 200 concurrent requests with different bodies, some larger than one 8 KiB frame.
 SIZES = sorted({n * 53 for n in range(200)} | {1, 100, 1000, 10_000, 100_000, 1_000_000, BIG})
-_PERIOD = 251 * 128  # pattern() repeats with this period (see its docstring)
 
 _CONFIG = """\
 worker_processes 1;
@@ -143,13 +142,10 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def pattern_pieces(size: int) -> Iterator[bytes]:
-    """``pattern(size)`` in pieces of about 2 MB (a 50 MB body is never held whole)."""
-    block = pattern(_PERIOD * 64)
-    if size > len(block) and pattern(_PERIOD * 2)[_PERIOD:] != pattern(_PERIOD):
-        raise AssertionError("pattern() is no longer periodic: pattern_pieces needs changing")
-    for start in range(0, size, len(block)):
-        yield block[: size - start]
+def pattern_pieces(size: int, piece: int = 2_000_000) -> Iterator[bytes]:
+    """``pattern(size)`` in pieces (a 50 MB body is never held whole)."""
+    for start in range(0, size, piece):
+        yield pattern_slice(start, min(piece, size - start))
 
 
 def write_pattern(path: Path, size: int) -> None:
