@@ -152,43 +152,37 @@ class ConnectionPool(Transport):
                             exc.args = (f"{exc.args[0]}; {method} is not idempotent: not resent",)
                         raise
                     continue
-                origin.requests += 1
-                return Response(
-                    status,
-                    version,
-                    headers,
-                    stream,
-                    request=request,
-                    elapsed=perf_counter() - started,
-                )
-            if not head:
-                head = encode_request_head(request.method_bytes, url.target, request.header_lines())
-            reused = connection.request_count > 0
-            try:
-                status, version, headers, stream = await connection.send(
-                    head,
-                    body,
-                    is_head=method == "HEAD",
-                    chunked=request.chunked,
-                    read_timeout=timeout.read,
-                    write_timeout=timeout.write,
-                    length=request.stream_length,
-                )
-            except ConnectionNotAvailable:
-                continue  # closed while idle; nothing was sent
-            except (RemoteProtocolError, ReadError):
-                # The stale keep-alive race: the server closed a reused connection just as the
-                # request went out. Replay once on a new connection if that is safe.
-                if (
-                    retried
-                    or not reused
-                    or connection.response_started
-                    or method not in _IDEMPOTENT
-                    or not request.replayable
-                ):
-                    raise
-                retried = fresh = True
-                continue
+            else:
+                if not head:
+                    head = encode_request_head(
+                        request.method_bytes, url.target, request.header_lines()
+                    )
+                reused = connection.request_count > 0
+                try:
+                    status, version, headers, stream = await connection.send(
+                        head,
+                        body,
+                        is_head=method == "HEAD",
+                        chunked=request.chunked,
+                        read_timeout=timeout.read,
+                        write_timeout=timeout.write,
+                        length=request.stream_length,
+                    )
+                except ConnectionNotAvailable:
+                    continue  # closed while idle; nothing was sent
+                except (RemoteProtocolError, ReadError):
+                    # The stale keep-alive race: the server closed a reused connection just as
+                    # the request went out. Replay once on a new connection if that is safe.
+                    if (
+                        retried
+                        or not reused
+                        or connection.response_started
+                        or method not in _IDEMPOTENT
+                        or not request.replayable
+                    ):
+                        raise
+                    retried = fresh = True
+                    continue
             origin.requests += 1
             return Response(
                 status, version, headers, stream, request=request, elapsed=perf_counter() - started

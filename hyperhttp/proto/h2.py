@@ -51,9 +51,8 @@ from .h2_streams import (
     StreamState,
     request_headers,
     response_fields,
-    wake,
 )
-from .sending import DeclaredLength, WriteFlow, pieces, wait_to_write
+from .sending import DeclaredLength, WriteFlow, pieces, wait_to_write, wake
 from .stream import BodyStream
 
 __all__ = ["H2Connection", "Negotiator", "StreamNotProcessed", "request_headers"]

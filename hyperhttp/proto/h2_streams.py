@@ -26,7 +26,6 @@ __all__ = [
     "LeanH2Connection",
     "request_headers",
     "response_fields",
-    "wake",
 ]
 
 Header = tuple[bytes, bytes]
@@ -212,14 +211,6 @@ class LeanH2Connection(h2.connection.H2Connection):
         if len(self.streams) > 2 * self.counted + 32:
             return super().open_outbound_streams
         return self.counted
-
-
-def wake(waiter: asyncio.Future[Any] | None, error: BaseException | None = None) -> None:
-    if waiter is not None and not waiter.done():
-        if error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(error)
 
 
 class Negotiator(asyncio.BaseProtocol):

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterable, AsyncIterator, Iterable, Union
 
 from ..exceptions import LocalProtocolError, WriteTimeout
 
-__all__ = ["DeclaredLength", "WriteFlow", "pieces", "wait_to_write"]
+__all__ = ["DeclaredLength", "WriteFlow", "pieces", "wait_to_write", "wake"]
 
 
 async def pieces(body: Union[Iterable[Any], AsyncIterable[Any]]) -> AsyncIterator[Any]:
@@ -79,11 +79,16 @@ class WriteFlow:
     def _wake(self, error: BaseException | None) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
-            if not waiter.done():
-                if error is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
+            wake(waiter, error)
+
+
+def wake(waiter: asyncio.Future[Any] | None, error: BaseException | None = None) -> None:
+    """Let a writer waiting on ``waiter`` go on, or fail with ``error``."""
+    if waiter is not None and not waiter.done():
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
 
 
 async def wait_to_write(
