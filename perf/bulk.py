@@ -22,7 +22,8 @@ gets, and an ``asyncio.BufferedProtocol`` reading into one reused 256 KiB buffer
 
 Each measurement is ``perf/transfer.py`` in its own child process pinned to CPU 0 (one untimed
 warm-up transfer, then the timed ones, on one client and one connection); rounds are
-interleaved, each client once per round in a shuffled order, and the tables show medians.
+interleaved, each client once per round in a shuffled order, and the tables show medians. With
+``--baseline REV`` both scenarios add ``hyperhttp@<short sha>`` (``perf/baseline.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
+from baseline import Baseline, with_baseline
+from clients import LEGACY, LEGACY_VERSION
 from nginx import (
     _free_port,
     _server_cpu,
@@ -60,7 +63,6 @@ CEILINGS = ["ceiling", "ceiling-buffered"]  # the download's ceiling is the fast
 UPLOAD_REPEAT = 10  # timed uploads per measurement (after one warm-up upload)
 DOWNLOAD_REPEAT = 5  # timed downloads per measurement (after a 1 MiB warm-up GET)
 WARMUP_BYTES = MiB
-LEGACY_VERSION = "2.1.0"
 LEGACY_DIR = HERE / ".cache" / f"hyperhttp-{LEGACY_VERSION}"  # gitignored (perf/.gitignore)
 
 
@@ -125,6 +127,15 @@ def ensure_legacy(chosen: dict[str, list[str]], scenarios: list[str], notes: lis
                 ]
 
 
+def hyperhttp_dir(lib: str, baseline: Baseline | None) -> list[str]:
+    """The child's ``--hyperhttp-dir`` when ``lib`` must not import the repository's hyperhttp."""
+    if lib.startswith(LEGACY):
+        return ["--hyperhttp-dir", str(LEGACY_DIR)]
+    if baseline is not None and lib == baseline.name:
+        return ["--hyperhttp-dir", str(baseline.directory)]
+    return []
+
+
 def start_sink() -> tuple[str, Callable[[], None]]:
     """``perf/sink.py`` on a free port of 127.0.0.1, pinned to the last CPU; (base URL, stop)."""
     port = _free_port()
@@ -148,13 +159,13 @@ def _available(lib: str) -> bool:
     return True
 
 
-def _measure(scenario: str, lib: str, loop: str, options: list[str]) -> dict[str, Any]:
+def _measure(
+    scenario: str, lib: str, loop: str, options: list[str], baseline: Baseline | None
+) -> dict[str, Any]:
     command = [
         sys.executable, str(HERE / "transfer.py"), "--mode", scenario, "--lib", lib,
-        "--loop", loop, *options,
+        "--loop", loop, *options, *hyperhttp_dir(lib, baseline),
     ]  # fmt: skip
-    if lib.startswith("hyperhttp-2.1.0"):
-        command += ["--legacy-dir", str(LEGACY_DIR)]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
@@ -255,8 +266,12 @@ def run_bulk(
     libs: list[str] | None,
     loops: list[str],
     rounds: int,
+    baseline: Baseline | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the upload and/or download rounds, print their tables, return the raw results."""
+    """Run the upload and/or download rounds, print their tables, return the raw results.
+
+    ``baseline``: hyperhttp at an earlier revision, measured beside ``hyperhttp`` in both.
+    """
     chosen = {
         "upload": [lib for lib in UPLOAD_LIBS if libs is None or lib in libs],
         "download": [lib for lib in DOWNLOAD_LIBS if libs is None or lib in libs],
@@ -269,6 +284,7 @@ def run_bulk(
             chosen[scenario].remove(lib)
             notes.append(f"{scenario}: {lib} skipped (not installed)")
     ensure_legacy(chosen, scenarios, notes)
+    chosen = {scenario: with_baseline(names, baseline) for scenario, names in chosen.items()}
     root = Path(tempfile.mkdtemp(prefix="hyperhttp-perf-bulk-"))
     stops: list[Callable[[], None]] = []
     options: dict[str, list[str]] = {}
@@ -320,7 +336,7 @@ def run_bulk(
                 order = chosen[scenario][:]
                 random.shuffle(order)
                 for lib in order:
-                    result = _measure(scenario, lib, loop, options[scenario])
+                    result = _measure(scenario, lib, loop, options[scenario], baseline)
                     result.update(scenario=scenario, loop=loop, round=round_number)
                     results.append(result)
                     if "mib_s" in result:

@@ -12,13 +12,17 @@ prints the outcome: the proof that the client really verifies.
 
 ``--http2`` (the h2 scenario, an ``https://`` URL served with HTTP/2) picks the HTTP/2 clients:
 ``hyperhttp`` and ``hyperhttp-2.1.0`` (``Client(http2=True)``; 2.1.0 is the release on PyPI,
-imported from ``--legacy-dir``), ``httpx`` (``AsyncClient(http2=True)``), ``pyreqwest``
+imported from ``--hyperhttp-dir``), ``httpx`` (``AsyncClient(http2=True)``), ``pyreqwest``
 (``ClientBuilder().http2(True)``) and two ceilings on the ``h2`` library (one connection,
 ``--concurrency`` streams on it, nothing else): ``h2-ceiling`` with header validation and
 normalisation off, ``h2-ceiling-default`` with the default ``H2Configuration``. Every client
 offers h2 and http/1.1 by ALPN and every response's protocol is checked (the ceilings check ALPN):
 before the warm-up one request is made, and a client that did not get HTTP/2 exits with
 ``not HTTP/2: ...`` instead of measuring; a later response that is not HTTP/2 is an error.
+
+``hyperhttp@<short sha>`` (``perf/run.py --baseline REV``, see ``perf/baseline.py``) is the
+``hyperhttp`` client, in every scenario, importing hyperhttp from the revision's export named by
+``--hyperhttp-dir``; like 2.1.0, it refuses to measure if any hyperhttp module came from elsewhere.
 """
 
 from __future__ import annotations
@@ -39,28 +43,61 @@ from typing import Any
 
 Fetch = Callable[[], Awaitable[int]]  # returns the body length
 Factory = Callable[[str, int, "str | None"], Awaitable[tuple[Fetch, Callable[[], Awaitable[None]]]]]
-LEGACY = "hyperhttp-2.1.0"  # the release on PyPI, imported from --legacy-dir (perf/bulk.py)
+LEGACY_VERSION = "2.1.0"
+LEGACY = f"hyperhttp-{LEGACY_VERSION}"  # the release on PyPI, installed by perf/bulk.py
+BASELINE = "hyperhttp@"  # + a short sha: hyperhttp at an earlier git revision (perf/baseline.py)
 
 
 class NotHTTP2(Exception):
     """An --http2 client got a response over another protocol (the message is that protocol)."""
 
 
-def use_legacy_hyperhttp(directory: str | None) -> None:
-    """Import ``hyperhttp`` from ``directory`` (2.1.0), never from the repository."""
+def runs_as(lib: str) -> str:
+    """The client code ``lib`` runs: a baseline runs ``hyperhttp``'s, only its import differs."""
+    return "hyperhttp" if lib.startswith(BASELINE) else lib
+
+
+def use_hyperhttp_from(lib: str, directory: str | None) -> str | None:
+    """For 2.1.0 and a baseline: import ``hyperhttp`` from ``directory``, never the repository's.
+
+    ``directory`` goes first on ``sys.path`` and the repository's editable-install finder comes off
+    ``sys.meta_path``; then ``hyperhttp_origin`` checks where it came from. Returns the directory,
+    or None for the other clients (they import the repository's).
+    """
+    if not lib.startswith((LEGACY, BASELINE)):
+        return None
     if not directory:
-        raise SystemExit(f"{LEGACY} needs --legacy-dir")
+        raise SystemExit(f"{lib} needs --hyperhttp-dir")
     sys.path.insert(0, directory)
     sys.meta_path[:] = [
         finder
         for finder in sys.meta_path
         if not getattr(finder, "__module__", "").startswith("__editable__")
     ]
+    version = hyperhttp_origin(directory)["version"]
+    if lib.startswith(LEGACY) and version != LEGACY_VERSION:
+        raise SystemExit(f"refusing to measure {lib}: imported hyperhttp {version}")
+    return directory
+
+
+def hyperhttp_origin(directory: str | None) -> dict[str, str]:
+    """hyperhttp's version and directory, for the result.
+
+    With ``directory``: exits, refusing to measure, if any hyperhttp module loaded so far came
+    from elsewhere (called again after measuring, for the modules imported lazily).
+    """
     import hyperhttp
 
-    where = Path(hyperhttp.__file__).resolve()
-    assert hyperhttp.__version__ == "2.1.0", hyperhttp.__version__
-    assert where.is_relative_to(Path(directory).resolve()), where
+    if directory:
+        root = Path(directory).resolve()
+        for name, module in list(sys.modules.items()):
+            if name != "hyperhttp" and not name.startswith("hyperhttp."):
+                continue
+            places = [getattr(module, "__file__", None), *getattr(module, "__path__", [])]
+            where = next((place for place in places if place), None)  # a namespace: its path
+            if where is None or not Path(where).resolve().is_relative_to(root):
+                raise SystemExit(f"refusing to measure: {name} imported from {where}, not {root}")
+    return {"version": hyperhttp.__version__, "module": str(Path(hyperhttp.__file__).parent)}
 
 
 def pinned_loop(name: str) -> asyncio.AbstractEventLoop:
@@ -363,7 +400,8 @@ async def measure(
     ca: str | None = None,
     http2: bool = False,
 ) -> dict[str, Any]:
-    fetch, close = await (H2_LIBRARIES if http2 else LIBRARIES)[lib](url, concurrency, ca)
+    factory = (H2_LIBRARIES if http2 else LIBRARIES)[runs_as(lib)]
+    fetch, close = await factory(url, concurrency, ca)
     if http2:
         await fetch()  # raises NotHTTP2 when the client did not get HTTP/2
     latencies = array("d")
@@ -421,7 +459,8 @@ async def verify_check(
     for key, trusted in (("trusted_ca", ca), ("other_ca", other_ca)):
         close = None
         try:  # the ceilings connect (and so verify) while being set up
-            fetch, close = await (H2_LIBRARIES if http2 else LIBRARIES)[lib](url, 1, trusted)
+            factory = (H2_LIBRARIES if http2 else LIBRARIES)[runs_as(lib)]
+            fetch, close = await factory(url, 1, trusted)
             outcome[key] = f"ok, {await fetch()} bytes"
         except NotHTTP2 as exc:
             outcome[key] = f"ok, but not HTTP/2: {exc}"
@@ -453,7 +492,9 @@ def _peak_rss_mib() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--lib", required=True, choices=sorted(LIBRARIES | H2_LIBRARIES))
+    parser.add_argument(
+        "--lib", required=True, help=f"{', '.join(sorted(LIBRARIES | H2_LIBRARIES))}, {BASELINE}SHA"
+    )
     parser.add_argument("--loop", default="uvloop", choices=["asyncio", "uvloop"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--expected", type=int, required=True, help="body length")
@@ -463,12 +504,15 @@ def main() -> None:
     parser.add_argument("--ca", help="PEM of the CA to trust for an https URL")
     parser.add_argument("--verify-check", metavar="OTHER_CA", help="see the module's docstring")
     parser.add_argument("--http2", action="store_true", help="the HTTP/2 clients (h2 scenario)")
-    parser.add_argument("--legacy-dir", help=f"where {LEGACY} is installed")
+    parser.add_argument(
+        "--hyperhttp-dir", help=f"where {LEGACY} or a {BASELINE}SHA imports hyperhttp from"
+    )
     args = parser.parse_args()
-    if args.lib not in (H2_LIBRARIES if args.http2 else LIBRARIES):
+    if runs_as(args.lib) not in LIBRARIES | H2_LIBRARIES:
+        parser.error(f"--lib {args.lib}: no such client")
+    if runs_as(args.lib) not in (H2_LIBRARIES if args.http2 else LIBRARIES):
         parser.error(f"--lib {args.lib} is {'not ' if args.http2 else ''}an --http2 client")
-    if args.lib == LEGACY:
-        use_legacy_hyperhttp(args.legacy_dir)
+    directory = use_hyperhttp_from(args.lib, args.hyperhttp_dir)
     loop = pinned_loop(args.loop)
     if args.verify_check:
         outcome = loop.run_until_complete(
@@ -493,10 +537,7 @@ def main() -> None:
         raise SystemExit(f"not HTTP/2: {args.lib} got {exc}") from None
     result["loop"] = args.loop
     if args.lib.startswith("hyperhttp"):
-        import hyperhttp
-
-        result["version"] = hyperhttp.__version__
-        result["module"] = str(Path(hyperhttp.__file__).parent)
+        result.update(hyperhttp_origin(directory))
     print(json.dumps(result))
     sys.stdout.flush()
 

@@ -7,6 +7,9 @@
     python perf/run.py --scenario upload,download  # bulk transfers over one connection (perf/bulk.py)
     python perf/run.py --scenario h2   # HTTP/2 over TLS, 200 B, 64 streams: hyperhttp, 2.1.0,
                                        #   httpx, pyreqwest and two h2-library ceilings
+    python perf/run.py --baseline HEAD~3 --libs hyperhttp
+                                       # this tree's hyperhttp against its code at HEAD~3, in
+                                       #   the same rounds (perf/baseline.py)
 
 One server for the whole run (nginx with one worker when installed, pinned to the last CPU), plain
 HTTP on one port and, for the https scenario, the same paths over TLS on another, with a
@@ -21,6 +24,10 @@ The h2 scenario (only when named) is the same with HTTP/2 over TLS on a third po
 nginx: each client offers h2 by ALPN, must get HTTP/2 on every response (nginx's log shows the
 protocol of each connection), and the tables add the connections each client opened and the
 issue's targets (hyperhttp >= 2.5x hyperhttp 2.1.0 and >= 5x httpx).
+
+``--baseline REV`` adds ``hyperhttp@<short sha>``, the hyperhttp package at that git revision, to
+every scenario, and a last table of hyperhttp over it (the median of per-round ratios): an honest
+before/after for a change, from one interleaved run.
 """
 
 from __future__ import annotations
@@ -42,7 +49,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bulk import BULK_SCENARIOS, LEGACY_DIR, ensure_legacy, run_bulk  # noqa: E402
+from baseline import Baseline, baseline_table, export_baseline, with_baseline  # noqa: E402
+from bulk import BULK_SCENARIOS, ensure_legacy, hyperhttp_dir, run_bulk  # noqa: E402
 from nginx import SIZES, ensure_nginx, make_certificates, start_server  # noqa: E402
 
 LIBS = ["hyperhttp", "aiohttp", "httpx", "pyreqwest", "ceiling"]
@@ -70,14 +78,16 @@ def _available(lib: str) -> bool:
     return True
 
 
-def _client(lib: str, loop: str, url: str, expected: int, http2: bool) -> list[str]:
+def _client(
+    lib: str, loop: str, url: str, expected: int, http2: bool, baseline: Baseline | None
+) -> list[str]:
     """The command line of one ``perf/clients.py`` child (HTTP/2 clients with ``http2``)."""
     command = [
         sys.executable, str(HERE / "clients.py"), "--lib", lib, "--loop", loop, "--url", url,
-        "--expected", str(expected),
+        "--expected", str(expected), *hyperhttp_dir(lib, baseline),
     ]  # fmt: skip
     if http2:
-        command += ["--http2", "--legacy-dir", str(LEGACY_DIR)]
+        command.append("--http2")
     return command
 
 
@@ -89,8 +99,9 @@ def _measure(
     args: argparse.Namespace,
     ca: str | None = None,
     http2: bool = False,
+    baseline: Baseline | None = None,
 ) -> dict[str, Any]:
-    command = _client(lib, loop, url, size, http2) + [
+    command = _client(lib, loop, url, size, http2, baseline) + [
         "--concurrency", str(args.concurrency), "--duration", str(args.duration),
         "--warmup", str(args.warmup),
     ]  # fmt: skip
@@ -107,10 +118,17 @@ def _measure(
 
 
 def _verify_check(
-    lib: str, loop: str, url: str, ca: str, other_ca: str, http2: bool = False
+    lib: str,
+    loop: str,
+    url: str,
+    ca: str,
+    other_ca: str,
+    http2: bool = False,
+    baseline: Baseline | None = None,
 ) -> dict[str, Any]:
     """Does the client accept the server under ``ca`` and reject it under ``other_ca``?"""
-    command = _client(lib, loop, url, 0, http2) + ["--ca", ca, "--verify-check", other_ca]
+    command = _client(lib, loop, url, 0, http2, baseline)
+    command += ["--ca", ca, "--verify-check", other_ca]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         tail = " | ".join(result.stderr.strip().splitlines()[-3:])
@@ -301,7 +319,7 @@ def main() -> int:
     parser.add_argument(
         "--libs",
         help=f"default {','.join(LIBS)}; h2: {','.join(H2_LIBS)}; upload and download have "
-        "their own sets (perf/bulk.py)",
+        "their own sets (perf/bulk.py); --baseline's client is added to whichever are chosen",
     )
     parser.add_argument(
         "--sizes", help=f"default {','.join(SIZES)}; h2: {','.join(H2_SIZES)}; given: all of them"
@@ -319,6 +337,12 @@ def main() -> int:
     parser.add_argument("--upload-mib", type=int, default=100, help="upload: the file's size")
     parser.add_argument("--download-mib", type=int, default=1024, help="download: body size")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure hyperhttp at this git revision (HEAD, HEAD~3, a sha), as "
+        "hyperhttp@<short sha>, in every scenario and the same rounds; see perf/baseline.py",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration, args.sizes, args.loops = 1, 2.0, "200b,10k", "uvloop"
@@ -347,6 +371,12 @@ def main() -> int:
             parser.error("--scenario h2 needs an https --url")
         if scheme == "https" and not args.ca:
             parser.error("an https --url needs --ca (every client verifies the server)")
+    baseline = None
+    if args.baseline:
+        try:
+            baseline = export_baseline(args.baseline)
+        except ValueError as exc:
+            parser.error(f"--baseline {args.baseline}: {exc}")
     libs: dict[str, list[str]] = {}
     sizes: dict[str, list[str]] = {}
     skipped: set[str] = set()
@@ -355,17 +385,23 @@ def main() -> int:
         libs[scenario] = [lib for lib in (chosen_libs or every) if lib in every]
         skipped.update(lib for lib in libs[scenario] if not _available(lib))
         libs[scenario] = [lib for lib in libs[scenario] if lib not in skipped]
+        libs[scenario] = with_baseline(libs[scenario], baseline)  # no module to check
         default_sizes = H2_SIZES if scenario == "h2" else list(SIZES)
         sizes[scenario] = args.sizes.split(",") if args.sizes else default_sizes
     results: list[dict[str, Any]] = []
+    if baseline is not None:
+        print(baseline.describe())
     if scenarios:
-        results += _run_requests(args, scenarios, libs, sorted(skipped), sizes, loops)
+        results += _run_requests(args, scenarios, libs, sorted(skipped), sizes, loops, baseline)
     if bulk:
         if not scenarios:
             print(f"command: python {' '.join(sys.argv)}")
         if not args.no_nginx and "download" in bulk:
             ensure_nginx()
-        results += run_bulk(args, bulk, chosen_libs, loops, bulk_rounds)
+        results += run_bulk(args, bulk, chosen_libs, loops, bulk_rounds, baseline)
+    if baseline is not None:
+        print(baseline_table(results, baseline))
+        print()
     out = Path(args.json) if args.json else HERE / "results" / f"run-{int(time.time())}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
@@ -380,10 +416,12 @@ def _run_requests(
     skipped: list[str],
     sizes: dict[str, list[str]],
     loops: list[str],
+    baseline: Baseline | None = None,
 ) -> list[dict[str, Any]]:
     """The http, https and h2 scenarios: many small requests; print their tables, return results.
 
-    ``libs`` and ``sizes``: each scenario's clients and body sizes.
+    ``libs`` and ``sizes``: each scenario's clients and body sizes; ``baseline``: the one of
+    them that imports hyperhttp at an earlier revision.
     """
     notes = []
     tls = [s for s in scenarios if s in TLS_SCENARIOS]
@@ -468,8 +506,9 @@ def _run_requests(
             for scenario in checked:
                 for lib, loop in itertools.product(libs[scenario], loops):
                     check = _verify_check(
-                        lib, loop, f"{urls[scenario]}/bytes/200", ca, other_ca, scenario == "h2"
-                    )
+                        lib, loop, f"{urls[scenario]}/bytes/200", ca, other_ca, scenario == "h2",
+                        baseline,
+                    )  # fmt: skip
                     verdict = "verifies" if check["verifies"] else "DOES NOT VERIFY: left out"
                     print(
                         f"{scenario} check {lib:>10} {loop:>7}: {verdict} (trusting the run's "
@@ -492,8 +531,9 @@ def _run_requests(
                         logged = logs.get(scenario)
                         offset = _tls_log_size(logged)
                         result = _measure(
-                            lib, loop, url, SIZES[size], args, trusted[scenario], scenario == "h2"
-                        )
+                            lib, loop, url, SIZES[size], args, trusted[scenario],
+                            scenario == "h2", baseline,
+                        )  # fmt: skip
                         result.update(scenario=scenario, size=size, round=round_number)
                         if logged is not None and ("failed" not in result or scenario == "h2"):
                             result["tls_connections"] = _tls_connections(logged, offset)

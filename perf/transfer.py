@@ -22,8 +22,11 @@ declared end, it was multipart with exactly one file part of the file's size (an
 counts its bytes and must get exactly ``--expected``.
 
 ``hyperhttp-2.1.0`` is the release on PyPI, installed by ``perf/bulk.py`` into a directory of its
-own (``--legacy-dir``): that directory goes first on ``sys.path``, the repository's editable-install
-finder is taken off ``sys.meta_path``, and the imported module must be 2.1.0 from that directory.
+own (``--hyperhttp-dir``): that directory goes first on ``sys.path``, the repository's
+editable-install finder is taken off ``sys.meta_path``, and the imported module must be 2.1.0 from
+that directory. ``hyperhttp@<short sha>`` (``perf/run.py --baseline REV``) is the ``hyperhttp``
+client importing the same way from the revision's export (``perf/baseline.py``); either refuses
+to measure if any hyperhttp module came from elsewhere.
 A client whose library raises ``NotImplementedError`` (hyperhttp's ``files=`` before multipart
 lands) prints ``{"skipped": ...}`` and exits 0.
 """
@@ -41,7 +44,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from clients import _peak_rss_mib, pinned_loop, use_legacy_hyperhttp
+from clients import _peak_rss_mib, hyperhttp_origin, pinned_loop, runs_as, use_hyperhttp_from
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -388,18 +391,14 @@ async def _download_client(lib: str, url: str) -> tuple[Download, Close]:
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"lib": args.lib, "mode": args.mode}
-    if args.lib.startswith("hyperhttp"):
-        import hyperhttp
-
-        result["version"] = hyperhttp.__version__
-        result["module"] = str(pathlib.Path(hyperhttp.__file__).parent)
+    lib = runs_as(args.lib)  # a baseline is the hyperhttp client
     timings: list[float] = []  # seconds per timed transfer
     moved = 0
     transfer = 0  # bytes per timed transfer
     if args.mode == "upload":
         size = os.stat(args.file).st_size
         with_data = args.lib.endswith("+data")
-        upload, close = await _upload_client(args.lib, args.url, args.file)
+        upload, close = await _upload_client(lib, args.url, args.file)
         result["rss_before_mib"] = _rss_now_mib()
         connections: set[int] = set()
         framing: set[str] = set()
@@ -422,7 +421,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             await close()
         result.update(connections=len(connections), framing=",".join(sorted(framing)))
     else:
-        download, close = await _download_client(args.lib, args.url)
+        download, close = await _download_client(lib, args.url)
         result["rss_before_mib"] = _rss_now_mib()
         transfer = args.expected
         try:
@@ -460,16 +459,19 @@ def main() -> None:
     parser.add_argument("--expected", type=int, default=0, help="download: the body's length")
     parser.add_argument("--warmup-url", help="download: the untimed first GET (default: --url)")
     parser.add_argument("--repeat", type=int, default=1, help="timed transfers")
-    parser.add_argument("--legacy-dir", help="where hyperhttp 2.1.0 is installed")
+    parser.add_argument(
+        "--hyperhttp-dir", help="where hyperhttp 2.1.0 or a hyperhttp@SHA imports hyperhttp from"
+    )
     args = parser.parse_args()
-    if args.lib.startswith("hyperhttp-2.1.0"):
-        use_legacy_hyperhttp(args.legacy_dir)
+    directory = use_hyperhttp_from(args.lib, args.hyperhttp_dir)
     loop = pinned_loop(args.loop)
     try:
         result = loop.run_until_complete(measure(args))
     except NotImplementedError as exc:
         result = {"lib": args.lib, "skipped": f"NotImplementedError: {exc}"}
     result["loop"] = args.loop
+    if args.lib.startswith("hyperhttp"):
+        result.update(hyperhttp_origin(directory))
     print(json.dumps(result))
     sys.stdout.flush()
 
