@@ -365,7 +365,10 @@ def decoder_for(content_encodings: Iterable[str]) -> ContentDecoder | None:
 
 
 def charset_from_content_type(content_type: str | None) -> str | None:
-    """The charset parameter of a Content-Type value, if it names a codec Python knows."""
+    """The charset parameter of a Content-Type value, lower-cased, if it names a codec Python knows.
+
+    It is given as the server named it (``iso-8859-1``), not as Python's codec name (``iso8859-1``);
+    Python's codecs take either."""
     if not content_type:
         return None
     for parameter in content_type.split(";")[1:]:
@@ -373,9 +376,10 @@ def charset_from_content_type(content_type: str | None) -> str | None:
         if key.strip().lower() == "charset":
             charset = value.strip().strip("\"'").strip()
             try:
-                return codecs.lookup(charset).name
+                codecs.lookup(charset)
             except LookupError:
                 return None
+            return charset.lower()
     return None
 
 

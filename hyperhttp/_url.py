@@ -55,8 +55,13 @@ def encode_query(params: QueryParams) -> str:
     if params is None:
         return ""
     if isinstance(params, bytes):
-        return params.decode("ascii")
+        try:
+            params = params.decode("ascii")
+        except UnicodeDecodeError:
+            raise InvalidURL(f"query string is not ASCII: {params!r}") from None
     if isinstance(params, str):
+        if any(c in _CONTROL for c in params):
+            raise InvalidURL(f"query string contains control characters: {params!r}")
         return params.lstrip("?")
     pairs: list[tuple[str, str]] = []
     items: Iterable[tuple[str, Any]] = params.items() if isinstance(params, Mapping) else params
@@ -142,6 +147,10 @@ class URL:
         target = path or "/"
         if query:
             target = f"{target}?{query}"
+        if not (target.isascii() and target.isprintable()) or " " in target:
+            # What the checks and the quoting above let through goes on the wire as it is: a
+            # control character there would split the request line (RFC 9112 section 3.2).
+            raise InvalidURL(f"invalid characters in the request target {target!r}")
         self.target = target.encode("ascii")
         self._str = self._split.geturl()
 

@@ -33,6 +33,23 @@ async def test_bad_urls_raise_invalid_url(scripted, url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "params",
+    ["a=1\r\nX-Evil: 1", "a=1\r\n\r\nGET /smuggled HTTP/1.1", b"a=1\nX-Evil: 1", "a=\x00"],
+    ids=["crlf", "crlf-crlf", "bytes-lf", "nul"],
+)
+async def test_control_characters_in_params_raise_invalid_url(scripted, params: str | bytes) -> None:
+    """Issue 12, item 1: a str or bytes query used to go on the wire as given."""
+    server = scripted(keep_answering(respond(body=b"ok")))
+    async with hyperhttp.Client() as client:
+        with pytest.raises(hyperhttp.InvalidURL):
+            await client.get(f"{server.url}/p", params=params)
+        response = await client.get(f"{server.url}/p", params={"q": "a\r\nb"})  # encoded: fine
+        assert response.status_code == 200
+    assert server.requests and server.requests[0].startswith(b"GET /p?q=a%0D%0Ab HTTP/1.1\r\n")
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
     "headers",
     [
         {"X-Bad": "a\r\nInjected: 1"},

@@ -75,6 +75,29 @@ def test_url_refuses_what_cannot_be_requested(url: str) -> None:
         hyperhttp.URL(url)
 
 
+@pytest.mark.parametrize(
+    "params",
+    ["a=1\r\nX-Evil:1", "a=1\nX-Evil:1", "a=\x00", "a=\x7f", "a=1\tb", b"a=1\r\nX-Evil:1",
+     b"a=\xff"],
+    ids=["crlf", "lf", "nul", "del", "tab", "bytes-crlf", "bytes-not-ascii"],
+)  # fmt: skip
+def test_a_query_string_with_control_characters_is_refused(params: str | bytes) -> None:
+    """Issue 12, item 1: a str or bytes query is checked like the URL itself (it used to be
+    added as given, so CR LF in it became a header line of its own)."""
+    with pytest.raises(hyperhttp.InvalidURL):
+        hyperhttp.URL("http://h/p", params=params)
+    with pytest.raises(hyperhttp.InvalidURL):
+        hyperhttp.URL("http://h/p?x=1").copy_merge_params(params)
+
+
+def test_every_byte_of_a_request_target_is_printable_ascii() -> None:
+    """What may not appear in a request target is percent-encoded, whatever built the URL."""
+    for params in ("q=a b", 'q="<>', "q=ü", {"q": "a\r\nb"}, [("k\n", "\x00")]):
+        target = hyperhttp.URL("http://h/p", params=params).target
+        assert all(0x21 <= byte < 0x7F for byte in target), target
+    assert hyperhttp.URL("http://h/p", params={"q": "a\r\nb"}).query == "q=a%0D%0Ab"
+
+
 def test_url_params_and_join() -> None:
     url = hyperhttp.URL("http://h/p?a=1", params={"b": [1, 2], "c": True, "d": None})
     assert url.query == "a=1&b=1&b=2&c=true&d="
@@ -183,7 +206,7 @@ async def test_response_reading_and_status_helpers() -> None:
     with pytest.raises(hyperhttp.ResponseNotRead):
         _ = response.content
     assert await response.aread() == b'{"a": "\xe9"}'
-    assert response.encoding == "iso8859-1"
+    assert response.encoding == "latin-1"  # as the server named it (Python's name: iso8859-1)
     assert response.json() == {"a": "é"}
     assert not response.is_success and not response.is_redirect
     with pytest.raises(hyperhttp.HTTPStatusError):
@@ -194,6 +217,30 @@ async def test_response_reading_and_status_helpers() -> None:
     assert [c async for c in ok.aiter_raw()] == [b"x"]
     with pytest.raises(hyperhttp.StreamConsumed):
         [c async for c in ok.aiter_raw()]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encoding"),
+    [
+        ("text/plain; charset=ISO-8859-1", "iso-8859-1"),
+        ('text/html; charset="Windows-1252"', "windows-1252"),
+        ("text/plain;charset=utf8", "utf8"),
+        ("text/plain; charset=no-such-codec", "utf-8"),  # unknown: the default
+        ("text/plain", "utf-8"),
+    ],
+)
+async def test_encoding_is_the_charset_as_the_server_named_it(
+    content_type: str, encoding: str
+) -> None:
+    """Issue 12, item 13: the charset as sent (lower-cased), not Python's codec name, and the
+    text decoded with the codec it maps to."""
+    response = hyperhttp.Response(200, headers=[("Content-Type", content_type)], content=b"caf\xe9")
+    await response.aread()
+    assert response.encoding == encoding
+    expected = "café" if encoding in ("iso-8859-1", "windows-1252") else "caf\ufffd"
+    assert response.text == expected
+    streamed = hyperhttp.Response(200, headers=[("Content-Type", content_type)], content=b"caf\xe9")
+    assert "".join([text async for text in streamed.aiter_text()]) == expected
 
 
 async def test_build_request_merges_client_defaults() -> None:
