@@ -105,6 +105,8 @@ class Client:
         max_decompressed_size: int | None = None,
         max_decompression_ratio: float | None = 500.0,
         http2_prior_knowledge: bool = False,
+        max_header_size: int = 64 * 1024,
+        max_headers: int = 100,
     ) -> None:
         for name, value, issue in (
             ("retry", retry, "retry policy"),
@@ -157,6 +159,8 @@ class Client:
                 ),
                 http2=http2,
                 http2_prior_knowledge=http2_prior_knowledge,
+                max_header_size=max_header_size,
+                max_headers=max_headers,
             )
         self._transport = transport
         self._closed = False

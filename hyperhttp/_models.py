@@ -10,6 +10,7 @@ A Response is returned as soon as its head has arrived; the body is read lazily 
 
 from __future__ import annotations
 
+import warnings
 from http import HTTPStatus
 from typing import Any, AsyncIterable, AsyncIterator, Iterable, Protocol, Sequence, Union
 
@@ -241,14 +242,18 @@ class ResponseStream(Protocol):
     def close(self) -> None: ...
 
 
+_NO_TRAILERS: list[tuple[bytes, bytes]] = []  # shared and never appended to
+
+
 class _ContentStream:
     """A body that is already in memory (a Response built by hand or by a mock transport)."""
 
-    __slots__ = ("_content", "complete")
+    __slots__ = ("_content", "complete", "trailers")
 
     def __init__(self, content: bytes) -> None:
         self._content = content
         self.complete = True
+        self.trailers = _NO_TRAILERS
 
     def take_all(self) -> bytes:
         content, self._content = self._content, b""
@@ -333,6 +338,16 @@ class Response:
                 headers = Headers(raw)
             self._headers = headers
         return headers
+
+    @property
+    def trailers(self) -> Headers:
+        """Trailer fields sent after the body (RFC 9110 section 6.5), such as a checksum.
+
+        They arrive with the end of the body, so they are there once it has been read (or
+        streamed to its end); before that this is empty. They are never merged into
+        ``headers``, and a Set-Cookie among them is not stored."""
+        raw = getattr(self._stream, "trailers", _NO_TRAILERS)
+        return Headers.from_raw(list(raw)) if raw else Headers()
 
     @property
     def url(self) -> URL | None:
@@ -570,6 +585,39 @@ class Response:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def __del__(self) -> None:
+        """Dropped without being read to its end or closed: release what the body still holds.
+
+        An unfinished body pins its connection (HTTP/1.1: until the server closes it; HTTP/2: a
+        stream, and up to a window of the connection's flow-control credit). Garbage collection
+        may run anywhere, so the release (closing the HTTP/1.1 connection, resetting the stream)
+        is handed to the connection's event loop; then a ResourceWarning names the URL, as an
+        unclosed file does. A complete body held only memory, or credit that is handed back."""
+        if getattr(self, "_closed", True):
+            return
+        stream = self._stream
+        loop = getattr(stream, "_loop", None)
+        if loop is None:
+            return  # fixed content: nothing held
+        unfinished = not stream.complete
+        if not unfinished and not getattr(stream, "_buffered", 0):
+            return
+        try:
+            loop.call_soon_threadsafe(stream.close)
+        except RuntimeError:  # the loop is closed, and the connection with it
+            return
+        if unfinished:
+            request = self.request
+            what = f"{request.method} {request.url}" if request is not None else "a request"
+            warnings.warn(
+                f"the response to {what} was garbage-collected before its body was read or "
+                "it was closed; its connection was dropped (read the body, use `async with`, or "
+                "call `await response.aclose()`)",
+                ResourceWarning,
+                source=self,
+                stacklevel=2,
+            )
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code} {self.reason_phrase}]>"

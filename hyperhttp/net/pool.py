@@ -29,7 +29,7 @@ from ..exceptions import (
     RemoteProtocolError,
     StreamNotProcessed,
 )
-from ..proto.h1 import ConnectionNotAvailable, H1Connection, encode_request_head
+from ..proto.h1 import ConnectionNotAvailable, H1Connection, HeadLimits, encode_request_head
 from ..proto.h2 import H2Connection, Negotiator, request_headers
 from .connect import open_connection
 from .dns import AiodnsResolver, Resolver
@@ -64,6 +64,8 @@ class ConnectionPool(Transport):
         ssl_context: ssl.SSLContext | None = None,
         http2: bool = False,
         http2_prior_knowledge: bool = False,
+        max_header_size: int = 64 * 1024,
+        max_headers: int = 100,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
@@ -80,6 +82,7 @@ class ConnectionPool(Transport):
         self._ssl_context = ssl_context
         self.http2 = http2  # HTTP/2 through ALPN for https (the context must offer "h2")
         self.http2_prior_knowledge = http2_prior_knowledge  # HTTP/2 without TLS for http
+        self._head_limits = HeadLimits(max_header_size, max_headers)  # each response's head
         self._origins: dict[tuple[str, str, int], Origin] = {}
         self._origin_limit = _ORIGIN_LIMIT
         self._total = 0  # open and opening connections, across origins
@@ -344,12 +347,13 @@ class ConnectionPool(Transport):
                 self._ssl_context = create_ssl_context()
             ssl_context = self._ssl_context
         buffer = self._buffer
+        limits = self._head_limits
 
         def h1() -> H1Connection:
-            return H1Connection(loop, buffer, self._on_idle, self._on_lost)
+            return H1Connection(loop, buffer, self._on_idle, self._on_lost, limits)
 
         def h2() -> H2Connection:
-            return H2Connection(loop, buffer, self._on_idle, self._on_lost)
+            return H2Connection(loop, buffer, self._on_idle, self._on_lost, limits)
 
         factory: Any = h1
         if origin.http2 is not False:

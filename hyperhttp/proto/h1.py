@@ -5,23 +5,31 @@ are handed to the parser synchronously, so one buffer per event loop is enough) 
 ``httptools.HttpResponseParser`` as a memoryview. The parser's callbacks build the response head;
 the head is handed over as soon as it is complete and the body flows into a ``BodyStream``.
 
-httptools has three gaps this module closes itself:
+httptools has gaps this module closes itself:
 
 * it cannot be told the request was HEAD, so a HEAD response is completed at headers-complete and
   the parser is replaced before the next request (204, 304 and 1xx it frames correctly itself);
 * it has no end-of-input call, so a body delimited by the connection closing is completed in
-  ``eof_received``/``connection_lost``, and a length-delimited body cut short there is an error;
-* it cannot pause, so back-pressure is ``transport.pause_reading()``.
+  ``eof_received`` (a clean close), and a length-delimited body cut short, or any body cut by a
+  reset, is an error;
+* it cannot pause, so back-pressure is ``transport.pause_reading()``;
+* it puts no bound on a response head, so its size and number of fields are limited here;
+* it reports trailer fields through the same callback as header fields: they are kept apart;
+* it refuses three things RFC 9112 asks a client to accept (obs-fold, a repeated Content-Length
+  of one value, whitespace around a chunk extension's ";"): after such an error the head, or the
+  chunk-size line, is re-parsed leniently (proto/lenient.py). Nothing of that runs otherwise.
 
 A connection that sees anything unexpected (bytes while idle, a malformed message, a request
-abandoned mid-flight) is closed, never handed back for reuse.
+abandoned mid-flight) is closed, never handed back for reuse. A response that arrives while the
+request body is still being sent (a 413 or 401 from a server that stopped reading) stops the
+upload and is returned; the connection is closed once that response is complete.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any, AsyncIterable, Callable, Iterable, Union
+from typing import Any, AsyncGenerator, AsyncIterable, Callable, Iterable, Union
 
 import httptools
 
@@ -34,31 +42,37 @@ from ..exceptions import (
     WriteTimeout,
 )
 from .deadline import LazyTimer
+from .h1_feed import (
+    BODY,
+    CLOSED,
+    DEFAULT_HEAD_LIMITS,
+    IDLE,
+    VERSIONS,
+    WAITING,
+    HeadLimits,
+    ParserFeed,
+    keep_alive_from_fields,
+)
 from .sending import DeclaredLength, WriteFlow, pieces
 from .stream import BodyStream
 
 __all__ = [
     "H1Connection",
     "ConnectionNotAvailable",
+    "HeadLimits",
     "ResponseHead",
     "encode_chunk",
     "encode_request_head",
 ]
 
-_IDLE = 0  # no request in flight; may sit in a pool
-_WAITING = 1  # request sent (or being sent), response head not complete
-_BODY = 2  # head handed over, body arriving
-_CLOSED = 3
-
 # Bodies up to this size are appended to the head and written with it in one call.
 _COALESCE_LIMIT = 64 * 1024
 # Larger bodies are written in slices of this size, waiting for the transport to drain between.
 _WRITE_SLICE = 256 * 1024
+_LAST_CHUNK = b"0\r\n\r\n"
 
 RequestBody = Union[bytes, bytearray, memoryview, Iterable[bytes], AsyncIterable[bytes], None]
 ResponseHead = tuple[int, str, list[tuple[bytes, bytes]], BodyStream]
-
-_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "0.9": "HTTP/0.9"}
 
 
 class ConnectionNotAvailable(Exception):
@@ -78,7 +92,7 @@ def encode_chunk(data: bytes | bytearray | memoryview) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-class H1Connection(asyncio.BufferedProtocol):
+class H1Connection(ParserFeed, asyncio.BufferedProtocol):
     """One HTTP/1.1 connection: sends a request, parses its response, then is reusable."""
 
     multiplexed = False  # one request at a time (HTTP/2 connections say True)
@@ -87,9 +101,8 @@ class H1Connection(asyncio.BufferedProtocol):
         "_loop",
         "_transport",
         "_buffer",
-        "_parser",
-        "_parser_stale",
         "_state",
+        "_exchange",
         "_waiter",
         "_timer",
         "_deadline",
@@ -98,7 +111,6 @@ class H1Connection(asyncio.BufferedProtocol):
         "_interim",
         "_is_head",
         "_release_pending",
-        "_keep_alive",
         "_body_unsent",
         "_flow",
         "_reading_paused",
@@ -118,18 +130,23 @@ class H1Connection(asyncio.BufferedProtocol):
         buffer: memoryview,
         on_idle: Callable[[H1Connection], None],
         on_lost: Callable[[H1Connection], None],
+        limits: HeadLimits = DEFAULT_HEAD_LIMITS,
     ) -> None:
         self._loop = loop
         self._transport: Any = None
         self._buffer = buffer
         self._parser = httptools.HttpResponseParser(self)
         self._parser_stale = False
-        self._state = _IDLE
+        self._state = IDLE
+        self._exchange = 0  # counts requests: an exchange's error path touches only its own
         self._waiter: asyncio.Future[ResponseHead] | None = None
         self._timer = LazyTimer(loop, self._check_read_deadline)
         self._deadline = 0.0
         self._stream: BodyStream | None = None
         self._headers: list[tuple[bytes, bytes]] = []
+        self._fields = self._headers  # where on_header puts a field: the head's, then trailers
+        self._field_bytes = 0
+        self._limits = limits
         self._interim = False
         self._is_head = False
         self._release_pending = False
@@ -140,6 +157,15 @@ class H1Connection(asyncio.BufferedProtocol):
         self._on_idle = on_idle
         self._on_lost = on_lost
         self._read_timeout: float | None = None
+        self._heads = 0
+        self._head_carry = b""
+        self._events: list[int] = []
+        self._in_line = False
+        self._line_tail = b""
+        self._quiet = 0
+        self._relaxed = False
+        self._holding = False
+        self._pending = b""
         self.response_started = False
         self.socket_closed = False
         self.request_count = 0
@@ -150,11 +176,11 @@ class H1Connection(asyncio.BufferedProtocol):
 
     @property
     def is_closed(self) -> bool:
-        return self._state == _CLOSED
+        return self._state == CLOSED
 
     @property
     def is_idle(self) -> bool:
-        return self._state == _IDLE
+        return self._state == IDLE
 
     @property
     def http_version(self) -> str:
@@ -165,7 +191,7 @@ class H1Connection(asyncio.BufferedProtocol):
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.close()
-        if self._state != _CLOSED:
+        if self._state != CLOSED:
             self._fail(ReadError("connection closed by the client"))
 
     def abort(self) -> None:
@@ -173,7 +199,7 @@ class H1Connection(asyncio.BufferedProtocol):
         transport = self._transport
         if transport is not None:
             transport.abort()
-        if self._state != _CLOSED:
+        if self._state != CLOSED:
             self._fail(ReadError("connection aborted"))
 
     # -- sending ------------------------------------------------------------------------------
@@ -193,20 +219,27 @@ class H1Connection(asyncio.BufferedProtocol):
 
         ``head`` is the request line and fields, ending with the blank line. A ``bytes``-like
         ``body`` up to 64 KiB goes out with the head in one write; larger ones in memoryview
-        slices; iterables chunk by chunk (with chunked framing when ``chunked``). An iterable
-        sent with a Content-Length of ``length`` must produce exactly that many bytes, or the
-        request fails with LocalProtocolError and the connection is dropped.
+        slices; iterables piece by piece. With ``chunked`` every body (bytes included, and no
+        body at all) is sent chunk-framed. An iterable sent with a Content-Length of ``length``
+        must produce exactly that many bytes, or the request fails with LocalProtocolError and
+        the connection is dropped.
+
+        A response whose head arrives while the body is still being sent ends the upload: it is
+        returned (what curl and browsers do), and the connection is closed once it is complete.
         """
         transport = self._transport
-        if self._state != _IDLE or transport is None or transport.is_closing():
+        if self._state != IDLE or transport is None or transport.is_closing():
             raise ConnectionNotAvailable()
         if self._parser_stale:
             self._parser = httptools.HttpResponseParser(self)
             self._parser_stale = False
-        self._state = _WAITING
+        self._state = WAITING
+        self._exchange = exchange = self._exchange + 1
         self._is_head = is_head
         self._interim = False
         self._keep_alive = True
+        self._heads = 0
+        self._relaxed = False
         self.response_started = False
         self.request_count += 1
         self._read_timeout = read_timeout
@@ -214,9 +247,12 @@ class H1Connection(asyncio.BufferedProtocol):
         waiter = self._waiter = self._loop.create_future()
         try:
             if body is None:
-                transport.write(head)
+                transport.write(head + _LAST_CHUNK if chunked else head)
             elif isinstance(body, bytes) and len(body) <= _COALESCE_LIMIT:
-                transport.write(head + body)
+                if chunked:
+                    transport.write(head + (encode_chunk(body) if body else b"") + _LAST_CHUNK)
+                else:
+                    transport.write(head + body)
             else:
                 self._body_unsent = True
                 transport.write(head)
@@ -228,9 +264,23 @@ class H1Connection(asyncio.BufferedProtocol):
                 self._timer.arm(self._deadline)
             response_head: ResponseHead = await waiter
             return response_head
-        except BaseException:
-            # Abandoned or failed mid-flight: the connection's state is unknown, so it is dropped.
-            if self._state == _WAITING:
+        except BaseException as exc:
+            if self._exchange != exchange:
+                raise  # the connection has moved on to another request: not ours to touch
+            if (
+                isinstance(exc, (WriteError, WriteTimeout))
+                and waiter.done()
+                and not waiter.cancelled()
+                and waiter.exception() is None
+            ):
+                early: ResponseHead = waiter.result()
+                return early  # the server answered, then stopped reading or reset
+            if self._waiter is waiter:
+                self._waiter = None
+            waiter.cancel()  # its outcome is nobody's now (and must not be logged as unread)
+            if self._state == WAITING or self._state == BODY:
+                # Abandoned or failed mid-flight (or a head that nobody will read): the
+                # connection's state is unknown, so it is dropped.
                 self.abort()
             raise
 
@@ -241,33 +291,43 @@ class H1Connection(asyncio.BufferedProtocol):
         transport = self._transport
         if isinstance(body, (bytes, bytearray, memoryview)):
             view = memoryview(body).cast("B")
+            if chunked and view.nbytes:
+                transport.write(b"%x\r\n" % view.nbytes)
             for start in range(0, len(view), _WRITE_SLICE):
-                if self._state != _WAITING:
-                    return False
+                if self._state != WAITING or transport.is_closing():
+                    return False  # answered already, or the connection failed: see send()
                 transport.write(view[start : start + _WRITE_SLICE])
                 if self._flow.paused:
                     await self._drain(timeout)
+            if self._state != WAITING:
+                return False
+            if chunked:
+                transport.write(b"\r\n" + _LAST_CHUNK if view.nbytes else _LAST_CHUNK)
             return True
         declared = DeclaredLength(None if chunked else length)
-        async for chunk in pieces(body):  # type: ignore[arg-type]
-            if not await self._write_piece(chunk, declared, chunked, timeout):
-                return False
-        if self._state != _WAITING:
+        source: AsyncGenerator[Any, None] = pieces(body)  # type: ignore[arg-type]
+        try:
+            async for chunk in source:
+                if not await self._write_piece(chunk, declared, chunked, timeout):
+                    return False
+        finally:
+            await source.aclose()  # stopped early: the body's own iterator is closed too
+        if self._state != WAITING:
             return False
         declared.check_complete()
         if chunked:
-            transport.write(b"0\r\n\r\n")
+            transport.write(_LAST_CHUNK)
         return True
 
     async def _write_piece(
         self, chunk: Any, declared: DeclaredLength, chunked: bool, timeout: float | None
     ) -> bool:
-        if self._state != _WAITING:
+        transport = self._transport
+        if self._state != WAITING or transport.is_closing():
             return False
         size = declared.take(chunk)
         if not size:
             return True
-        transport = self._transport
         if not chunked:
             transport.write(chunk)
         elif size <= _COALESCE_LIMIT:
@@ -281,12 +341,13 @@ class H1Connection(asyncio.BufferedProtocol):
         return True
 
     async def _drain(self, timeout: float | None) -> None:
-        if self._state == _CLOSED:
+        if self._state == CLOSED:
             raise WriteError("connection lost while sending the request body")
         try:
             await self._flow.drain(timeout)
         except WriteTimeout:
-            self._transport.abort()
+            if self._state == WAITING:
+                self._transport.abort()
             raise
 
     def pause_writing(self) -> None:
@@ -299,7 +360,7 @@ class H1Connection(asyncio.BufferedProtocol):
         """The timer came: fail a late response head; else the deadline still to watch."""
         waiter = self._waiter
         deadline = self._deadline
-        if self._state != _WAITING or waiter is None or waiter.done() or not deadline:
+        if self._state != WAITING or waiter is None or waiter.done() or not deadline:
             return 0.0  # nothing is waiting for a head yet: the timer lapses until re-armed
         if self._loop.time() < deadline:
             return deadline
@@ -320,53 +381,42 @@ class H1Connection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         state = self._state
-        if state == _IDLE or state == _CLOSED:
+        if state == IDLE or state == CLOSED:
             # Bytes nobody asked for: the connection cannot be trusted any more.
             self._transport.close()
             self._fail(RemoteProtocolError("unexpected data from the server on an idle connection"))
             return
         self.response_started = True
-        try:
-            self._parser.feed_data(self._buffer[:nbytes])
-        except httptools.HttpParserUpgrade:
-            self._protocol_error("the server switched protocols, which was not asked for")
-            return
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, RemoteProtocolError):
-                self._protocol_error(str(cause))
-            else:
-                self._protocol_error(f"malformed response: {exc}")
-            return
-        except httptools.HttpParserError as exc:
-            self._protocol_error(f"malformed response: {exc}")
-            return
+        data = self._buffer[:nbytes]
+        if self._holding:
+            self._feed_lenient(bytes(data))
+        else:
+            self._feed(data)
         if self._release_pending:
             self._release()
 
     def eof_received(self) -> bool | None:
-        if self._state == _BODY:
+        if self._state == BODY:
             self._end_of_input()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.socket_closed = True
         self._timer.cancel()
-        state = self._state
-        if state == _BODY:
-            self._end_of_input()
-        if self._state != _CLOSED:
+        if self._state == BODY and exc is None:
+            self._end_of_input()  # a clean close; a reset or TLS failure ends no body
+        if self._state != CLOSED:
             self._fail(self._lost_error(exc))
         self._flow.fail(WriteError(f"connection lost while sending the request: {exc}"))
         self._on_lost(self)
 
     def _lost_error(self, exc: Exception | None) -> Exception:
-        if self._state == _BODY and self._stream is not None:
+        if self._state == BODY and self._stream is not None:
             message = (
                 "server closed the connection before the body was complete "
                 f"(received {self._stream.received} bytes)"
             )
-        elif self._state == _WAITING:
+        elif self._state == WAITING:
             message = "server disconnected without sending a response"
         else:
             message = "connection closed"
@@ -380,44 +430,48 @@ class H1Connection(asyncio.BufferedProtocol):
     # -- httptools callbacks ------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        if self._state != _WAITING:
+        if self._state != WAITING:
             raise RemoteProtocolError("the server sent more than one response to one request")
-        self._headers = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        self._headers = self._fields = []
+        self._field_bytes = 0
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         status = parser.get_status_code()
+        self._heads += 1
         if status < 200:
             # Interim responses (RFC 9110 section 15.2) are skipped; the final one follows.
             self._interim = True
             return
         stream = self._stream = BodyStream(self, self._loop, self._read_timeout)
-        self._state = _BODY
+        self._state = BODY
+        self._fields = stream.trailers  # what follows a chunked body is trailer fields
+        self._field_bytes = 0
         waiter = self._waiter
         self._waiter = None
-        version = _VERSIONS.get(parser.get_http_version()) or "HTTP/" + parser.get_http_version()
+        version = VERSIONS.get(parser.get_http_version()) or "HTTP/" + parser.get_http_version()
         if self._is_head:
             # RFC 9110 section 9.3.2: a HEAD response has no content, whatever its fields say.
-            self._keep_alive = _keep_alive_from_fields(self._headers, version)
+            self._keep_alive = keep_alive_from_fields(self._headers, version)
             self._parser_stale = True
             self._message_complete()
         if waiter is not None and not waiter.done():
             waiter.set_result((status, version, self._headers, stream))
+        if self._body_unsent:
+            self._flow.release()  # an early response: a writer waiting to send more stops
 
     def on_body(self, body: bytes) -> None:
         stream = self._stream
-        if self._state != _BODY or stream is None:
+        if self._state != BODY or stream is None:
             raise RemoteProtocolError("the server sent content after a response without content")
+        self._events.append(len(body))
         stream.feed(body)
 
     def on_message_complete(self) -> None:
         if self._interim:
             self._interim = False
             return
-        if self._state != _BODY:
+        if self._state != BODY:
             return  # HEAD: completed at headers-complete already
         self._keep_alive = self._parser.should_keep_alive()
         self._message_complete()
@@ -427,9 +481,13 @@ class H1Connection(asyncio.BufferedProtocol):
     def _message_complete(self) -> None:
         stream = self._stream
         self._stream = None
-        self._state = _IDLE
+        self._state = IDLE
+        self._events.clear()
+        self._in_line = False
+        self._line_tail = b""
+        self._quiet = 0
         if not self._keep_alive or self._body_unsent:
-            self._state = _CLOSED
+            self._state = CLOSED
             self._transport.close()
             self._on_lost(self)
         else:
@@ -444,15 +502,15 @@ class H1Connection(asyncio.BufferedProtocol):
 
     def _release(self) -> None:
         self._release_pending = False
-        if self._state == _IDLE:
+        if self._state == IDLE:
             self._on_idle(self)
 
     def _end_of_input(self) -> None:
         """The server closed its side: that ends a close-delimited body (RFC 9112 section 6.3)."""
         stream = self._stream
-        if self._state == _BODY and stream is not None and self._close_delimited():
+        if self._state == BODY and stream is not None and self._close_delimited():
             self._stream = None
-            self._state = _CLOSED
+            self._state = CLOSED
             stream.finish()
             self._on_lost(self)
 
@@ -478,7 +536,7 @@ class H1Connection(asyncio.BufferedProtocol):
         place under the connection cap is free for the next request straight away.
         """
         previous = self._state
-        self._state = _CLOSED
+        self._state = CLOSED
         self._release_pending = False
         waiter = self._waiter
         if waiter is not None:
@@ -489,7 +547,7 @@ class H1Connection(asyncio.BufferedProtocol):
         if stream is not None:
             self._stream = None
             stream.fail(exc)
-        if previous != _CLOSED:
+        if previous != CLOSED:
             self._on_lost(self)
 
     # -- StreamOwner --------------------------------------------------------------------------
@@ -509,16 +567,3 @@ class H1Connection(asyncio.BufferedProtocol):
     def abandon_body(self, stream: BodyStream) -> None:
         if stream is self._stream:
             self.abort()
-
-
-def _keep_alive_from_fields(headers: list[tuple[bytes, bytes]], version: str) -> bool:
-    """RFC 9112 section 9.3: persistence from the Connection field and the protocol version."""
-    tokens: list[bytes] = []
-    for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.extend(token.strip().lower() for token in value.split(b","))
-    if b"close" in tokens:
-        return False
-    if version == "HTTP/1.1":
-        return True
-    return b"keep-alive" in tokens

@@ -43,6 +43,7 @@ from ..exceptions import (
 from . import _hpack
 from .deadline import LazyTimer
 from .h1 import ConnectionNotAvailable, RequestBody, ResponseHead
+from .h1_feed import DEFAULT_HEAD_LIMITS, HeadLimits
 from .h2_streams import (
     H2Body,
     LeanH2Connection,
@@ -80,9 +81,11 @@ class H2Connection(asyncio.BufferedProtocol):
         buffer: memoryview,
         on_idle: Callable[[H2Connection], None],
         on_lost: Callable[[H2Connection], None],
+        limits: HeadLimits = DEFAULT_HEAD_LIMITS,
     ) -> None:
         self._loop = loop
         self._buffer = buffer
+        self._limits = limits
         self._on_idle = on_idle
         self._on_lost = on_lost
         self._transport: Any = None

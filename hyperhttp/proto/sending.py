@@ -9,21 +9,37 @@ for flow-control window is bounded by the write timeout (``wait_to_write``).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterable, AsyncIterator, Iterable, Union
+from typing import Any, AsyncGenerator, AsyncIterable, Iterable, Union
 
 from ..exceptions import LocalProtocolError, WriteTimeout
 
 __all__ = ["DeclaredLength", "WriteFlow", "pieces", "wait_to_write", "wake"]
 
 
-async def pieces(body: Union[Iterable[Any], AsyncIterable[Any]]) -> AsyncIterator[Any]:
-    """The pieces of a streamed body, whether it iterates synchronously or not."""
+async def pieces(body: Union[Iterable[Any], AsyncIterable[Any]]) -> AsyncGenerator[Any, None]:
+    """The pieces of a streamed body, whether it iterates synchronously or not.
+
+    Closed early (the server answered before the body was sent, or the send failed), it closes
+    the body's iterator too, so a generator's ``finally`` (a file it holds) runs now, not at
+    garbage collection."""
     if hasattr(body, "__aiter__"):
-        async for piece in body:
-            yield piece
+        iterator = body.__aiter__()
+        try:
+            async for piece in iterator:
+                yield piece
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
     else:
-        for piece in body:
-            yield piece
+        sync_iterator = iter(body)
+        try:
+            for piece in sync_iterator:
+                yield piece
+        finally:
+            close = getattr(sync_iterator, "close", None)
+            if close is not None:
+                close()
 
 
 class DeclaredLength:
@@ -69,6 +85,11 @@ class WriteFlow:
     def fail(self, error: BaseException) -> None:
         """The connection is gone: every waiting writer fails with ``error``."""
         self._wake(error)
+
+    def release(self) -> None:
+        """Let every waiting writer go on without the transport resuming: each looks again at
+        whether there is anything left to send (a response may have ended the upload)."""
+        self._wake(None)
 
     async def drain(self, timeout: float | None) -> None:
         """Until the transport resumes writing, bounded by ``timeout`` (WriteTimeout)."""

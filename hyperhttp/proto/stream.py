@@ -46,6 +46,7 @@ class BodyStream:
         "_paused",
         "read_timeout",
         "received",
+        "trailers",
     )
 
     def __init__(
@@ -62,6 +63,9 @@ class BodyStream:
         self._paused = False
         self.read_timeout = read_timeout
         self.received = 0
+        # Trailer fields (RFC 9110 section 6.5), filled by the connection as they arrive, before
+        # the body is complete; never merged into the head's fields.
+        self.trailers: list[tuple[bytes, bytes]] = []
 
     # -- the connection's side --------------------------------------------------------------
 

@@ -157,3 +157,71 @@ async def test_multibyte_character_and_crlf_split_across_writes(scripted) -> Non
         response = await client.get(lines_server.url)
         lines = [line async for line in response.aiter_lines()]
         assert lines == ["zwölf € lines", "second", "third", "fourth"]
+
+
+async def test_trailers_are_kept_apart_from_the_headers(scripted) -> None:
+    """Issue 12, item 9: trailer fields used to be appended to response.headers (a trailer
+    Set-Cookie even reached the jar)."""
+    body = b"4\r\nbody\r\n0\r\nX-Checksum: abc\r\nSet-Cookie: sneaky=1\r\n\r\n"
+    server = scripted(
+        keep_answering(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n" + body
+        )
+    )
+    async with hyperhttp.Client() as client:
+        response = await client.get(server.url)
+        assert "x-checksum" not in response.headers and "set-cookie" not in response.headers
+        assert await response.aread() == b"body"
+        assert response.trailers["x-checksum"] == "abc"
+        assert response.trailers.get_list("set-cookie") == ["sneaky=1"]
+        assert "x-checksum" not in response.headers
+        assert not client.cookies.jar  # a cookie in a trailer section is not stored
+        streamed = await client.get(server.url)
+        assert [chunk async for chunk in streamed.aiter_bytes()] == [b"body"]
+        assert streamed.trailers["x-checksum"] == "abc"
+    assert server.accepted == 1
+
+
+@pytest.mark.parametrize(
+    ("response", "expected_header"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX-Folded: one\r\n two\r\nContent-Length: 5\r\n\r\nhello",
+         ("x-folded", "one two")),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+         ("content-length", "5")),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello", ("content-length", "5")),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"2 ; a=1\r\nhe\r\n3; b = \"c\"\r\nllo\r\n0\r\n\r\n", ("transfer-encoding", "chunked")),
+    ],
+    ids=["obs-fold", "repeated-length", "length-list", "chunk-extension-bws"],
+)  # fmt: skip
+async def test_what_rfc_9112_tells_a_client_to_accept(
+    scripted, response: bytes, expected_header: tuple[str, str]
+) -> None:
+    """Issue 12, item 12: httptools refuses these three; each response is read, and the
+    connection is reused for the next request."""
+    server = scripted(keep_answering(response))
+    async with hyperhttp.Client() as client:
+        for _ in range(3):
+            got = await client.get(server.url)
+            assert got.headers[expected_header[0]] == expected_header[1]
+            assert await got.aread() == b"hello"
+    assert server.accepted == 1
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 6\r\nhello\r\n0\r\n\r\n",
+    ],
+    ids=["differing-lengths", "length-and-chunked", "two-chunk-sizes"],
+)
+async def test_real_ambiguity_is_still_refused(scripted, response: bytes) -> None:
+    server = scripted(keep_answering(response))
+    async with hyperhttp.Client() as client:
+        with pytest.raises(hyperhttp.RemoteProtocolError):
+            got = await client.get(server.url)
+            await got.aread()
+        assert client.get_pool_stats()[server.url]["idle"] == 0

@@ -37,7 +37,9 @@ async def test_bad_urls_raise_invalid_url(scripted, url: str) -> None:
     ["a=1\r\nX-Evil: 1", "a=1\r\n\r\nGET /smuggled HTTP/1.1", b"a=1\nX-Evil: 1", "a=\x00"],
     ids=["crlf", "crlf-crlf", "bytes-lf", "nul"],
 )
-async def test_control_characters_in_params_raise_invalid_url(scripted, params: str | bytes) -> None:
+async def test_control_characters_in_params_raise_invalid_url(
+    scripted, params: str | bytes
+) -> None:
     """Issue 12, item 1: a str or bytes query used to go on the wire as given."""
     server = scripted(keep_answering(respond(body=b"ok")))
     async with hyperhttp.Client() as client:

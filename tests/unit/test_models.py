@@ -214,6 +214,7 @@ async def test_response_reading_and_status_helpers() -> None:
     assert [c async for c in response.aiter_bytes(chunk_size=4)] == [b'{"a"', b': "\xe9', b'"}']
     ok = hyperhttp.Response(200, content=b"x")
     assert ok.raise_for_status() is ok
+    assert len(ok.trailers) == 0  # none: an empty Headers
     assert [c async for c in ok.aiter_raw()] == [b"x"]
     with pytest.raises(hyperhttp.StreamConsumed):
         [c async for c in ok.aiter_raw()]
