@@ -23,7 +23,7 @@ from ._models import (
     RequestContent,
     Response,
     body_framing,
-    declared_length,
+    frame_body,
     method_bytes,
 )
 from ._multipart import MultipartEncoder, stream_for
@@ -502,17 +502,11 @@ class Client:
         if "cookie" not in merged and cookies:
             items = cookies.items() if isinstance(cookies, (Mapping, Cookies)) else cookies
             merged["Cookie"] = _cookie_header(dict(items))
-        if "content-length" not in merged and "transfer-encoding" not in merged:
-            framing = body_framing(method, body, stream, length)
-            if framing:
-                name, _, value = framing.rstrip(b"\r\n").partition(b": ")
-                merged[name.decode()] = value.decode()
+        chunked, stream_length = frame_body(method, body, stream, length, merged)
         lines = encode_header_lines(merged.raw)
-        request = Request.prepared(method, method_b, url, lines, body, stream, timeout)
-        if stream is not None:
-            request.stream_length = declared_length(merged)
-            request.chunked = request.stream_length is None
-        return request
+        return Request.prepared(
+            method, method_b, url, lines, body, stream, timeout, stream_length, chunked, length
+        )
 
     def _url(self, url: str | URL, params: QueryParams) -> URL:
         """The absolute URL for ``url`` (joined to base_url when relative), cached per string."""

@@ -83,6 +83,59 @@ def body_framing(
     return b""
 
 
+def frame_body(
+    method: str,
+    content: bytes | bytearray | memoryview | None,
+    stream: object,
+    stream_size: int | None,
+    headers: Headers,
+) -> tuple[bool, int | None]:
+    """How the body goes on the wire (RFC 9112 section 6): ``(chunked, stream_length)``.
+
+    The client owns framing. A caller's Content-Length must agree with a body of known size (a
+    disagreement would send the rest of the body as a second request: request smuggling), a
+    caller's Transfer-Encoding must end in chunked, which is then applied, and the two never go
+    together; any of these is a LocalProtocolError before anything is sent. Without either field
+    the one for the body is added to ``headers``. ``stream_size`` is a stream's own size when it
+    is known (a file, a multipart body); ``stream_length`` is the length a stream must then have.
+    """
+    codings = headers.get_list("transfer-encoding")
+    lengths = headers.get_list("content-length")
+    if codings and lengths:
+        raise LocalProtocolError("a request cannot have both Content-Length and Transfer-Encoding")
+    if codings:
+        names = [c.strip().lower() for value in codings for c in value.split(",") if c.strip()]
+        if not names or names[-1] != "chunked" or names.count("chunked") > 1:
+            raise LocalProtocolError(
+                f"Transfer-Encoding {', '.join(codings)!r}: a request's transfer codings must "
+                "end with chunked, once (RFC 9112 section 6.1)"
+            )
+        return True, None
+    if lengths:
+        values = {value.strip() for raw in lengths for value in raw.split(",")}
+        declared = values.pop() if len(values) == 1 else ""
+        if not declared.isdigit():
+            raise LocalProtocolError(f"invalid Content-Length {', '.join(lengths)!r}")
+        size = int(declared)
+        if content is not None:
+            known: int | None = content.nbytes if isinstance(content, memoryview) else len(content)
+        else:
+            known = stream_size if stream is not None else 0
+        if known is not None and known != size:
+            raise LocalProtocolError(
+                f"Content-Length {size} disagrees with the body's {known} bytes: the client "
+                "frames the body itself (leave Content-Length out, or make it match)"
+            )
+        if len(lengths) > 1 or lengths[0].strip() != declared:
+            headers["Content-Length"] = declared  # one field, one value
+        return False, size if stream is not None else None
+    framing = body_framing(method, content, stream, stream_size)
+    if framing:
+        name, _, value = framing.rstrip(b"\r\n").partition(b": ")
+        headers.add(name.decode("ascii"), value.decode("ascii"))
+    return stream is not None and stream_size is None, stream_size
+
+
 class Request:
     """One HTTP request: method, URL, headers and body, ready to be sent."""
 
@@ -96,6 +149,7 @@ class Request:
         "stream",
         "chunked",
         "stream_length",
+        "stream_size",
         "timeout",
         "extensions",
     )
@@ -109,6 +163,7 @@ class Request:
     stream: Iterable[bytes] | AsyncIterable[bytes] | None
     chunked: bool
     stream_length: int | None
+    stream_size: int | None
     timeout: Timeout
     extensions: dict[str, Any] | None
 
@@ -145,13 +200,10 @@ class Request:
             merged["Content-Type"] = implied_type
         if "host" not in merged:
             merged._items.insert(0, ("host", "Host", self.url.host_header.decode("ascii")))
-        if self.content is not None or self.stream is not None or self.method in METHODS_WITH_BODY:
-            if "content-length" not in merged and "transfer-encoding" not in merged:
-                framing = body_framing(self.method, self.content, self.stream, length)
-                name, _, value = framing.rstrip(b"\r\n").partition(b": ")
-                merged.add(name.decode("ascii"), value.decode("ascii"))
-        self.chunked = self.stream is not None and "content-length" not in merged
-        self.stream_length = declared_length(merged) if self.stream is not None else None
+        self.stream_size = length
+        self.chunked, self.stream_length = frame_body(
+            self.method, self.content, self.stream, length, merged
+        )
         self._headers = merged
         self._lines = b""
 
@@ -166,11 +218,14 @@ class Request:
         stream: Iterable[bytes] | AsyncIterable[bytes] | None,
         timeout: Timeout,
         stream_length: int | None = None,
+        chunked: bool | None = None,
+        stream_size: int | None = None,
     ) -> Request:
         """A request whose header block the Client has already encoded and validated.
 
         A ``stream`` with a ``stream_length`` is sent with that Content-Length (which its lines
-        must carry), else chunked."""
+        must carry), else chunked; ``chunked`` says so for any body when the caller asked for it
+        (a Transfer-Encoding of the caller's)."""
         request = cls.__new__(cls)
         request.method = method
         request.method_bytes = method_b
@@ -179,8 +234,11 @@ class Request:
         request._headers = None
         request.content = content
         request.stream = stream
-        request.chunked = stream is not None and stream_length is None
+        if chunked is None:
+            chunked = stream is not None and stream_length is None
+        request.chunked = chunked
         request.stream_length = stream_length
+        request.stream_size = stream_length if stream_size is None else stream_size
         request.timeout = timeout
         request.extensions = None
         return request
@@ -199,10 +257,16 @@ class Request:
         return headers
 
     def header_lines(self) -> bytes:
-        """Every field as ``Name: value\\r\\n`` lines, validated (the request line not included)."""
+        """Every field as ``Name: value\\r\\n`` lines, validated (the request line not included).
+
+        Once ``headers`` has been handed out (to a hook, an auth flow, the cookie jar), what it
+        holds now is checked again, framing included: see ``frame_body``."""
         headers = self._headers
         if headers is None:
             return self._lines
+        self.chunked, self.stream_length = frame_body(
+            self.method, self.content, self.stream, self.stream_size, headers
+        )
         return encode_header_lines(headers.raw)
 
     @property
@@ -213,19 +277,6 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request({self.method!r}, {str(self.url)!r})>"
-
-
-def declared_length(headers: Headers) -> int | None:
-    value = headers.get("content-length")
-    if value is None or "transfer-encoding" in headers:
-        return None
-    try:
-        length = int(value)
-    except ValueError:
-        raise LocalProtocolError(f"invalid Content-Length {value!r}") from None
-    if length < 0:
-        raise LocalProtocolError(f"invalid Content-Length {value!r}")
-    return length
 
 
 class ResponseStream(Protocol):

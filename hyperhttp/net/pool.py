@@ -107,6 +107,9 @@ class ConnectionPool(Transport):
         if origin is None:
             origin = self._new_origin(url)
         started = perf_counter()
+        # Checked (fields and framing) before a connection or a stream is taken: what a hook, an
+        # auth flow or the jar put in the headers may be refused, and must leak nothing.
+        lines = request.header_lines()
         timeout = request.timeout
         method = request.method
         head = b""
@@ -130,7 +133,7 @@ class ConnectionPool(Transport):
                             request.method_bytes,
                             b"https" if origin.tls else b"http",
                             url.target,
-                            request.header_lines(),
+                            lines,
                         ),
                         body,
                         is_head=method == "HEAD",
@@ -141,25 +144,21 @@ class ConnectionPool(Transport):
                 except ConnectionNotAvailable:
                     continue  # GOAWAY or closed before the stream was opened
                 except StreamNotProcessed as exc:
+                    # Not processed, so safe to send again whatever the method (RFC 9113 section
+                    # 8.7), if the body can be sent again.
                     if exc.progress:  # a server closing connections as it goes is not failing
                         drained += 1
                     else:
                         replays += 1
-                    if (
-                        replays > _REPLAYS
-                        or drained > _PROGRESS_REPLAYS
-                        or method not in _IDEMPOTENT
-                        or not request.replayable
-                    ):
-                        if method not in _IDEMPOTENT:
-                            exc.args = (f"{exc.args[0]}; {method} is not idempotent: not resent",)
+                    if replays > _REPLAYS or drained > _PROGRESS_REPLAYS:
+                        raise
+                    if not request.replayable:
+                        exc.args = (f"{exc.args[0]}; its body cannot be sent again: not resent",)
                         raise
                     continue
             else:
                 if not head:
-                    head = encode_request_head(
-                        request.method_bytes, url.target, request.header_lines()
-                    )
+                    head = encode_request_head(request.method_bytes, url.target, lines)
                 reused = connection.request_count > 0
                 try:
                     status, version, headers, stream = await connection.send(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any, Callable
+from typing import Any, AsyncGenerator, Callable
 
 import h2.config
 import h2.connection
@@ -52,6 +52,7 @@ from .h2_streams import (
     StreamState,
     request_headers,
     response_fields,
+    trailer_fields,
 )
 from .sending import DeclaredLength, WriteFlow, pieces, wait_to_write, wake
 from .stream import BodyStream
@@ -117,6 +118,7 @@ class H2Connection(asyncio.BufferedProtocol):
             h2.events.ResponseReceived: self._response_received,
             h2.events.DataReceived: self._data_received,
             h2.events.StreamEnded: self._stream_ended,
+            h2.events.TrailersReceived: self._trailers_received,
             h2.events.StreamReset: self._stream_reset,
             h2.events.WindowUpdated: self._window_updated,
             h2.events.RemoteSettingsChanged: self._settings_changed,
@@ -214,7 +216,8 @@ class H2Connection(asyncio.BufferedProtocol):
                 stream.sending = False
                 self._schedule_flush()
             else:
-                self._write_out()
+                if not isinstance(body, (bytes, bytearray, memoryview)):
+                    self._write_out()  # the head goes before a streamed body's first piece
                 await self._send_body(stream, body, write_timeout, length)
             if read_timeout is not None and stream.waiter is not None:
                 stream.deadline = self._loop.time() + read_timeout
@@ -234,14 +237,22 @@ class H2Connection(asyncio.BufferedProtocol):
         self, stream: StreamState, body: RequestBody, timeout: float | None, length: int | None
     ) -> None:
         if isinstance(body, (bytes, bytearray, memoryview)):
-            if not await self._send_piece(stream, body, timeout):
+            # One piece: what fits in the windows is queued, to go out with the other streams'
+            # frames of this loop iteration in one write (see _schedule_flush).
+            if not await self._send_piece(stream, body, timeout, last=True):
+                self._cut_upload(stream)
                 return
         else:
             declared = DeclaredLength(length)
-            async for chunk in pieces(body):  # type: ignore[arg-type]
-                declared.take(chunk)
-                if not await self._send_piece(stream, chunk, timeout):
-                    return
+            source: AsyncGenerator[Any, None] = pieces(body)  # type: ignore[arg-type]
+            try:
+                async for chunk in source:
+                    declared.take(chunk)
+                    if not await self._send_piece(stream, chunk, timeout):
+                        self._cut_upload(stream)
+                        return
+            finally:
+                await source.aclose()  # stopped early: the body's own iterator is closed too
             declared.check_complete()
         if stream.id not in self._streams or not stream.sending:
             return
@@ -254,13 +265,17 @@ class H2Connection(asyncio.BufferedProtocol):
         if stream.received_end:
             self._release(stream)
 
-    async def _send_piece(self, stream: StreamState, data: Any, timeout: float | None) -> bool:
-        """Send one piece within the flow-control windows; False when the stream went away."""
+    async def _send_piece(
+        self, stream: StreamState, data: Any, timeout: float | None, last: bool = False
+    ) -> bool:
+        """Send one piece within the flow-control windows; False when the stream went away or
+        the server ended it (a complete response before the whole request: the upload stops).
+        ``last``: no piece follows, so what is queued may wait for this iteration's flush."""
         view = memoryview(data).cast("B")
         conn = self._h2
         stream_id = stream.id
         while view.nbytes:
-            if stream_id not in self._streams or not stream.sending:
+            if stream_id not in self._streams or not stream.sending or stream.received_end:
                 return False
             if self._closed:
                 raise WriteError("connection lost while sending the request body")
@@ -278,8 +293,25 @@ class H2Connection(asyncio.BufferedProtocol):
                 if self._flow.paused:
                     await self._flow.drain(timeout)
         if self._queued:
-            self._write_out()  # before the next piece is awaited
+            if last:
+                self._schedule_flush()
+            else:
+                self._write_out()  # before the next piece is awaited
         return True
+
+    def _cut_upload(self, stream: StreamState) -> None:
+        """The server ended the stream before the request body was all sent, and did not reset
+        it (RFC 9113 section 8.1 allows a complete response early): the response stands, and
+        our half of the stream is reset (CANCEL) rather than left open with nothing to come."""
+        if stream.id not in self._streams or not stream.received_end or not stream.sending:
+            return
+        stream.sending = False
+        try:
+            self._h2.reset_stream(stream.id, ErrorCodes.CANCEL)
+        except h2.exceptions.ProtocolError:
+            pass
+        self._schedule_flush()
+        self._release(stream)
 
     async def _wait_window(self, stream: StreamState, timeout: float | None) -> None:
         waiter = stream.window_waiter = self._loop.create_future()
@@ -346,11 +378,13 @@ class H2Connection(asyncio.BufferedProtocol):
                 h2.settings.SettingCodes.ENABLE_PUSH: 0,
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 1 << 16,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self._limits.max_size,
                 h2.settings.SettingCodes.MAX_FRAME_SIZE: MAX_FRAME,
             },
         )
-        conn.max_inbound_frame_size = MAX_FRAME  # h2 copied the default when it was built
+        # h2 copied its defaults when it was built; these Settings count as acknowledged already.
+        conn.max_inbound_frame_size = MAX_FRAME
+        conn.decoder.max_header_list_size = self._limits.max_size
         conn.initiate_connection()
         conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
         self._write_out()
@@ -400,6 +434,7 @@ class H2Connection(asyncio.BufferedProtocol):
             return
         try:
             status, fields = response_fields(event.headers)
+            self._check_count(fields, "response head")
         except RemoteProtocolError as exc:  # a malformed response: a stream error (RFC 9113 8.1.1)
             self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
             waiter.set_exception(exc)
@@ -411,9 +446,7 @@ class H2Connection(asyncio.BufferedProtocol):
             body.finish()
             stream.body = None
             if event.stream_ended is not None:
-                stream.received_end = True
-                if not stream.sending:
-                    self._release(stream)
+                self._remote_ended(stream)
         waiter.set_result((status, "HTTP/2", fields, body))
 
     def _data_received(self, event: h2.events.DataReceived) -> None:
@@ -433,13 +466,41 @@ class H2Connection(asyncio.BufferedProtocol):
         stream = self._streams.get(event.stream_id)
         if stream is None or stream.received_end:
             return
-        stream.received_end = True
         body = stream.body
         if body is not None:
             stream.body = None
             body.finish()
+        self._remote_ended(stream)
+
+    def _remote_ended(self, stream: StreamState) -> None:
+        """END_STREAM from the server: the stream is over once our side is sent too; a body
+        still being sent (waiting for window, say) stops, see _cut_upload."""
+        stream.received_end = True
         if not stream.sending:
             self._release(stream)
+        else:
+            wake(stream.window_waiter)
+
+    def _trailers_received(self, event: h2.events.TrailersReceived) -> None:
+        """Trailer fields go to the body's own list, never to the head's (RFC 9110 6.5)."""
+        stream = self._streams.get(event.stream_id)
+        body = stream.body if stream is not None else None
+        if stream is None or body is None:
+            return
+        try:
+            fields = trailer_fields(event.headers)
+            self._check_count(fields, "trailer section")
+        except RemoteProtocolError as exc:
+            body.fail(exc)
+            self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
+            return
+        body.trailers.extend(fields)
+
+    def _check_count(self, fields: list[Header], what: str) -> None:
+        """The size of a field block is bounded by SETTINGS_MAX_HEADER_LIST_SIZE (the decoder
+        refuses a larger one); its number of fields here."""
+        if len(fields) > self._limits.max_fields:
+            raise RemoteProtocolError(f"the {what} has more than {self._limits.max_fields} fields")
 
     def _stream_reset(self, event: h2.events.StreamReset) -> None:
         stream = self._streams.get(event.stream_id)

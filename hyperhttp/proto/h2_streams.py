@@ -26,6 +26,7 @@ __all__ = [
     "LeanH2Connection",
     "request_headers",
     "response_fields",
+    "trailer_fields",
 ]
 
 Header = tuple[bytes, bytes]
@@ -74,6 +75,20 @@ def response_fields(headers: Iterable[tuple[bytes, bytes]]) -> tuple[int, list[H
     if not status:
         raise RemoteProtocolError("malformed HTTP/2 response: no :status")
     return status, fields
+
+
+def trailer_fields(headers: Iterable[tuple[bytes, bytes]]) -> list[Header]:
+    """The fields of a trailer section, or RemoteProtocolError when it is malformed (RFC 9113
+    section 8.1: no pseudo-fields in trailers)."""
+    fields: list[Header] = []
+    for pair in headers:
+        name = pair[0]
+        if name[:1] == b":":
+            raise RemoteProtocolError(f"malformed HTTP/2 trailers: pseudo-field {name!r}")
+        if pair not in _checked:
+            _check_field(name, pair[1])
+        fields.append(pair)
+    return fields
 
 
 def _check_field(name: bytes, value: bytes) -> None:

@@ -11,6 +11,8 @@ when it can).
 from __future__ import annotations
 
 import asyncio
+import gc
+import hashlib
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +24,15 @@ import hyperhttp
 from hyperhttp.proto.h2 import STREAM_WINDOW
 from tests.integration.conftest import Certs
 from tests.servers.hypercorn_app import pattern
-from tests.servers.nginx import BIG, LogEntry, NginxServer, nginx_binary, pattern_pieces
+from tests.servers.nginx import (
+    BIG,
+    FIELDS,
+    TRAILERS_BODY,
+    LogEntry,
+    NginxServer,
+    nginx_binary,
+    pattern_pieces,
+)
 from tests.servers.process import read_slowly, rss
 
 MB = 1_000_000
@@ -47,7 +57,8 @@ def nginx_h2(certs: Certs) -> Iterator[NginxServer]:
 
 
 def client(certs: Certs, **options: Any) -> hyperhttp.Client:
-    return hyperhttp.Client(verify=certs.ca_path, timeout=10, **options)
+    options.setdefault("timeout", 10)
+    return hyperhttp.Client(verify=certs.ca_path, **options)
 
 
 def connections(entries: list[LogEntry]) -> set[int]:
@@ -257,3 +268,148 @@ async def test_head_404_and_http11_on_the_same_port(nginx_h2: NginxServer, certs
     assert entries[0].sent == 0 and entries[3].sent == 1000
     h2_connections = connections(entries[:3])
     assert len(h2_connections) == 1 and entries[3].connection not in h2_connections
+
+
+# -- issue 12 -----------------------------------------------------------------------------------
+
+
+def _needs_dav(nginx_h2: NginxServer) -> None:
+    if not nginx_h2.has_dav:
+        pytest.skip(f"{nginx_h2.description} was built without http_dav_module (PUT)")
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+async def test_requests_not_processed_after_goaway_are_sent_again(
+    nginx_h2: NginxServer, certs: Certs, method: str
+) -> None:
+    """Item 11: a stream above a GOAWAY's last stream id was not processed, so it is safe to
+    send again whatever the method (RFC 9113 section 8.7): 30 concurrent PUTs or POSTs (the
+    pool used to refuse to resend a POST) each reach nginx once. nginx answers a POST to a
+    static file with 405: what matters here is that each lands, once."""
+    if method == "PUT":
+        _needs_dav(nginx_h2)
+    mark = nginx_h2.log_mark()
+    if method == "PUT":
+        urls = [f"{nginx_h2.goaway_url}/dav/goaway-{uuid.uuid4().hex}" for _ in range(30)]
+    else:
+        urls = [f"{nginx_h2.goaway_url}/bytes/{n * 53}" for n in range(30)]
+    async with client(certs) as c:
+        responses = await asyncio.gather(
+            *(c.request(method, url, content=url.encode()) for url in urls)
+        )
+        for response in responses:
+            await response.aread()
+    expected = 201 if method == "PUT" else 405
+    assert {response.status_code for response in responses} == {expected}
+    entries = await nginx_h2.wait_for_entries(mark, 30)
+    assert sorted(e.uri for e in entries) == sorted("/" + url.split("/", 3)[3] for url in urls)
+    assert {(e.method, e.status) for e in entries} == {(method, expected)}
+    assert len(connections(entries)) == 3
+
+
+async def test_framing_against_nginx(nginx_h2: NginxServer, certs: Certs) -> None:
+    """Item 2: a Content-Length that disagrees with the body never reaches the server; a
+    caller's Transfer-Encoding: chunked sends the body as DATA frames (HTTP/2 has no chunked)."""
+    _needs_dav(nginx_h2)
+    body = pattern(46)
+    url = f"{nginx_h2.url}/dav/framing-{uuid.uuid4().hex}"
+    mark = nginx_h2.log_mark()
+    async with client(certs) as c:
+        with pytest.raises(hyperhttp.LocalProtocolError, match="disagrees"):
+            await c.put(url, content=body, headers={"Content-Length": "5"})
+        put = await c.put(url, content=body, headers={"Transfer-Encoding": "chunked"})
+        assert put.status_code == 201
+        await put.aread()
+        assert await (await c.get(url)).aread() == body
+    entries = await nginx_h2.wait_for_entries(mark, 2)
+    assert [(e.method, e.status) for e in entries] == [("PUT", 201), ("GET", 200)]
+
+
+async def test_a_refused_field_leaks_no_stream_with_nginx(
+    nginx_h2: NginxServer, certs: Certs
+) -> None:
+    """Item 3: on the server allowing 5 streams, with one connection, 10 requests refused after
+    their hooks ran must give back the 10 places they took (PoolTimeout before)."""
+
+    def hook(request: hyperhttp.Request) -> None:
+        if request.url.path == "/bad":
+            request.headers["X-Injected"] = "a\r\nEvil: 1"
+
+    timeout = hyperhttp.Timeout(10.0, pool=2.0)
+    async with client(
+        certs, max_connections=1, timeout=timeout, event_hooks={"request": [hook]}
+    ) as c:
+        for _ in range(10):
+            with pytest.raises(hyperhttp.LocalProtocolError):
+                await c.get(f"{nginx_h2.limited_url}/bad")
+        responses = await asyncio.gather(
+            *(c.get(f"{nginx_h2.limited_url}/bytes/100") for _ in range(5))
+        )
+        assert [await r.aread() for r in responses] == [pattern(100)] * 5
+        stats = c.get_pool_stats()[nginx_h2.limited_url]
+    assert stats["streams"] == 0 and stats["connections"] == 1
+
+
+@pytest.mark.parametrize("kind", ["bytes", "iterator"])
+async def test_an_upload_past_client_max_body_size_gets_its_413(
+    nginx_h2: NginxServer, certs: Certs, kind: str
+) -> None:
+    """Item 5: nginx answers 413 as soon as it sees a Content-Length past client_max_body_size
+    (64m), reads no more of the body and resets the stream (NO_ERROR): the 413 is the response,
+    and the connection serves on. (The scripted server's /early-end pins the case of a server
+    that ends its stream without a reset.)"""
+    _needs_dav(nginx_h2)
+    size = 70 << 20
+    content: Any = bytes(size) if kind == "bytes" else _pieces(bytes(size), 1 << 20)
+    headers = {"Content-Length": str(size)}
+    mark = nginx_h2.log_mark()
+    async with client(certs, timeout=hyperhttp.Timeout(10.0, write=5.0)) as c:
+        response = await c.put(f"{nginx_h2.url}/dav/too-large", content=content, headers=headers)
+        assert response.status_code == 413
+        await response.aread()
+        assert await (await c.get(f"{nginx_h2.url}/bytes/100")).aread() == pattern(100)
+    entries = await nginx_h2.wait_for_entries(mark, 2)
+    assert [(e.method, e.status) for e in entries] == [("PUT", 413), ("GET", 200)]
+    assert len(connections(entries)) == 1
+
+
+async def test_dropped_responses_give_back_their_streams_and_credit(
+    nginx_h2: NginxServer, certs: Certs
+) -> None:
+    """Item 6: twenty 50 MB responses dropped unread (each holds a stream, and what has arrived
+    of its body holds the connection's credit), then a 1 MB download on the same connection.
+    (test_http2_faults.py pins the case of each one holding its whole window.)"""
+    mark = nginx_h2.log_mark()
+    async with client(certs, timeout=hyperhttp.Timeout(10.0, read=5.0)) as c:
+        for _ in range(20):
+            with pytest.warns(ResourceWarning, match="garbage-collected"):
+                response = await c.get(f"{nginx_h2.url}/bytes/{BIG}")
+                del response
+                gc.collect()
+        for _ in range(200):  # the releases run on the loop: let them (bounded)
+            if c.get_pool_stats()[nginx_h2.url]["streams"] == 0:
+                break
+            await asyncio.sleep(0.005)
+        assert c.get_pool_stats()[nginx_h2.url]["streams"] == 0
+        assert await (await c.get(f"{nginx_h2.url}/bytes/1000000")).aread() == pattern(1_000_000)
+    entries = await nginx_h2.wait_for_entries(mark, 21)
+    assert len(connections(entries)) == 1
+
+
+async def test_trailers_and_many_fields_from_nginx(nginx_h2: NginxServer, certs: Certs) -> None:
+    """Items 9 and 8: nginx's add_trailer fields land in response.trailers only; a response
+    with more fields than the limit fails its own stream, and a larger limit takes it."""
+    async with client(certs) as c:
+        response = await c.get(f"{nginx_h2.url}/trailers")
+        assert await response.aread() == TRAILERS_BODY.encode()
+        assert response.trailers["x-checksum"] == hashlib.sha256(response.content).hexdigest()
+        assert response.trailers["x-trailer"] == "done"
+        assert "x-checksum" not in response.headers and "x-trailer" not in response.headers
+        with pytest.raises(hyperhttp.RemoteProtocolError, match="more than 100 fields"):
+            await c.get(f"{nginx_h2.url}/fields")
+        assert await (await c.get(f"{nginx_h2.url}/bytes/100")).aread() == pattern(100)
+        assert c.get_pool_stats()[nginx_h2.url]["connections"] == 1
+    async with client(certs, max_headers=FIELDS + 10) as c:
+        response = await c.get(f"{nginx_h2.url}/fields")
+        assert response.headers[f"x-f-{FIELDS - 1}"] == str(FIELDS - 1)
+        assert await response.aread() == b"fields"

@@ -16,6 +16,7 @@ from hyperhttp import (
     AiodnsResolver,
     ConnectTimeout,
     InsecureRequestWarning,
+    ReadError,
     RemoteProtocolError,
     TLSError,
     TLSHandshakeTimeout,
@@ -128,12 +129,22 @@ async def test_mutual_tls_accepted(
 async def test_mutual_tls_refused_by_hypercorn(
     hypercorn_mtls: HypercornServer, certs: Certs
 ) -> None:
-    """hypercorn (asyncio's TLS) drops the connection without flushing its alert under TLS 1.3,
-    where the client's handshake is already complete: all the client can see is the close."""
+    """hypercorn (asyncio's TLS) refuses a client without a certificate after the handshake:
+    under TLS 1.3 the client's side of the handshake is complete before the server checks, so
+    the client has already sent its request when the server drops the connection, without
+    flushing its alert. What the client then sees depends on timing no test can pin from here:
+    a close (RemoteProtocolError; 36 and 33 of 40 runs on asyncio and uvloop when measured), a
+    reset, because the server's kernel answers the request it never read with RST
+    (ReadError, "reset"; the other runs), or, had the alert arrived first, the alert (TLSError).
+    Each is a correct report of what reached the client; what must hold is a typed error and a
+    pool left with no connection. (test_mutual_tls_refused_with_an_alert_is_a_tls_error pins the
+    alert itself, from a server that flushes it.)"""
     async with hyperhttp.Client(verify=certs.ca_path) as client:
-        with pytest.raises((TLSError, RemoteProtocolError)):
+        with pytest.raises((TLSError, RemoteProtocolError, ReadError)) as caught:
             response = await client.get(f"https://localhost:{hypercorn_mtls.port}/bytes/7")
             await response.aread()
+        if isinstance(caught.value, ReadError):
+            assert "reset" in str(caught.value).lower()
         assert (
             client.get_pool_stats()[f"https://localhost:{hypercorn_mtls.port}"]["connections"] == 0
         )

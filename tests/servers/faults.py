@@ -52,7 +52,7 @@ class Conn:
                     return None
                 self._buffer += data
             body, _, self._buffer = (b"\r\n" + self._buffer).partition(b"\r\n0\r\n\r\n")
-            body = body[2:] + b"\r\n0\r\n\r\n"
+            body = body[2:] + (b"\r\n" if body[2:] else b"") + b"0\r\n\r\n"
         request = head + b"\r\n\r\n" + body
         self.requests.append(request)
         self.server.requests.append(request)

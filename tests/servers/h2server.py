@@ -28,6 +28,11 @@ Routes, by ``:path``:
                     hanging the test. With ``hold_until=None`` /held answers at once.
   /trailers         a body (b"body before trailers\\n") then trailers x-checksum (sha256 of the
                     body) and x-trailer: done; the headers announce them in a Trailer field.
+  /trailers/<n>     the same body, then n trailer fields x-t-<i>: <i>.
+  /fields/<n>       200 with n extra response fields x-f-<i>: <i> and body b"fields".
+  /big-field/<n>    200 with one field x-big of n bytes and body b"fields".
+  /early-end        does not read the request body (nor grant window for it): answers at once
+                    413 with body b"too large" and END_STREAM, and does not reset the stream.
   /close            aborts the TCP connection (no GOAWAY, no TLS close_notify): a connection
                     error for every stream on it.
   /protocol-error   writes a malformed frame (DATA on stream 0, a connection error of type
@@ -48,7 +53,14 @@ Connection behaviour:
                     last_stream_id=its id) is sent at once. Streams up to it are answered; later
                     ones are never answered (listed in ``ignored``, their DATA still credited to
                     the connection window). When the last stream up to it is done, the server
-                    closes the connection (FIN after the data, or TLS close_notify).
+                    closes the connection as nginx does (a lingering close): it sends everything,
+                    then reads and drops what the client still sends until the client closes (or
+                    ``linger`` seconds pass), so no reset destroys the GOAWAY or the responses
+                    on their way. Without TLS it sends a FIN at once (reading goes on).
+  goaway_close_after=N  on the first connection only: once N request streams have fully
+                    arrived (the client's END_STREAM), GOAWAY(NO_ERROR, last_stream_id=0) and
+                    the connection closes at once (close_notify or FIN), nothing answered. The
+                    client is not writing then, so nothing it sent is reset on its way.
 
 Counters, written by the server thread under a lock, safe to read from another thread (use
 ``wait_until`` when the server may still be processing what the client just sent, e.g. the
@@ -123,6 +135,7 @@ class _Stream:
         self.path = fields.get(b":path", b"").decode("latin-1")
         self.body: asyncio.Queue[Any] = asyncio.Queue()
         self.consuming = True  # a handler reads (and acknowledges) the body
+        self.starved = False  # its DATA is dropped and never credited back (/early-end)
         self.ignored = False  # arrived after our GOAWAY's last_stream_id
         self.refused = False  # over max_concurrent_streams
         self.ended = False  # the client's END_STREAM arrived
@@ -155,6 +168,10 @@ class _Connection:
         self.goaway_last: int | None = None
         self.finishing = False  # GOAWAY streams done: the connection is being closed
         self.lost = False
+        self.ended = 0  # request streams whose END_STREAM arrived
+        # goaway_close_after: the first connection serves nothing until it closes
+        self.holding = server.goaway_close_after is not None and number == 1
+        self._linger: asyncio.TimerHandle | None = None
         self._window = asyncio.Event()  # replaced each time it is set: a broadcast
         self._release = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -242,6 +259,8 @@ class _Connection:
         if self.lost:
             return
         self.lost = True
+        if self._linger is not None:
+            self._linger.cancel()
         for stream in self.streams.values():
             self._stream_gone(stream)
         self.open.clear()
@@ -261,6 +280,8 @@ class _Connection:
             if stream is None:
                 return
             stream.received += len(event.data)
+            if stream.starved:
+                return  # neither read nor credited: the client's window runs out
             if stream.consuming and not stream.closed:
                 stream.body.put_nowait((event.data, event.flow_controlled_length))
             else:  # nobody reads it: hand the window back now
@@ -274,6 +295,9 @@ class _Connection:
             self._record_request(stream)
             if stream.responded:
                 self._close_stream(stream)
+            self.ended += 1
+            if self.holding and self.ended == server.goaway_close_after:
+                self._goaway_and_close()
         elif isinstance(event, h2.events.StreamReset):
             if event.remote_reset:
                 server._record("resets", (event.stream_id, int(event.error_code)))
@@ -323,7 +347,7 @@ class _Connection:
             self.h2.reset_stream(stream.id, ErrorCodes.REFUSED_STREAM)
             self._stream_gone(stream)
             self._close_stream(stream)
-        else:
+        elif not self.holding:
             stream.release = self._release
             self._check_hold()
             task = asyncio.get_running_loop().create_task(self._serve(stream))
@@ -380,9 +404,33 @@ class _Connection:
         self.flush()
         self.finishing = True
         if self.tls:
-            self.writer.close()  # close_notify after the data; asyncio then closes the socket
+            # A lingering close (as nginx does): what is written goes out, what the client
+            # still sends is read and dropped, and the connection closes when the client closes
+            # it, or after ``linger`` seconds. Closing at once would make the kernel answer
+            # the client's next bytes with a reset, which can destroy the GOAWAY and the last
+            # responses before the client has read them.
+            loop = asyncio.get_running_loop()
+            self._linger = loop.call_later(self.server.linger, self.writer.close)
         else:
             self.writer.write_eof()  # FIN after the data; reading goes on until the client closes
+
+    def _goaway_and_close(self) -> None:
+        """GOAWAY(last_stream_id=0): nothing was processed; then the connection closes at once."""
+        self.flush()
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = 0
+        frame.error_code = ErrorCodes.NO_ERROR
+        self.writer.write(frame.serialize())
+        self.goaway_last = 0
+        self.finishing = True
+        for stream in self.streams.values():
+            stream.ignored = True
+            self.server._record("ignored", (self.number, stream.id))
+        if self.tls:
+            self.writer.close()
+        else:
+            self.writer.write_eof()
+            self.writer.close()
 
     # --- helpers for the routes -------------------------------------------------------------
 
@@ -526,6 +574,12 @@ class _Connection:
             await self.wait(stream, asyncio.Event())  # until the client resets or goes
             return
 
+        if path == "/early-end":
+            stream.starved = True
+            stream.consuming = False
+            await self.respond(stream, 413, b"too large")
+            return
+
         if path == "/upload":
             digest = hashlib.sha256()
             length = await self.read_body(stream, digest.update)
@@ -577,6 +631,20 @@ class _Connection:
                     f"hold timed out: {len(self.open)} of {server.hold_until} streams open"
                 ).encode()
                 await self.respond(stream, 504, message)
+        elif path.startswith("/fields/"):
+            extra = [(f"x-f-{i}", str(i)) for i in range(int(path[len("/fields/") :]))]
+            self.send_headers(stream, [(":status", "200"), *extra])
+            await self.send_body(stream, 6, lambda at, n: b"fields"[at : at + n])
+        elif path.startswith("/big-field/"):
+            big = "b" * int(path[len("/big-field/") :])
+            self.send_headers(stream, [(":status", "200"), ("x-big", big)])
+            await self.send_body(stream, 6, lambda at, n: b"fields"[at : at + n])
+        elif path.startswith("/trailers/"):
+            self.send_headers(stream, [(":status", "200"), ("content-type", "text/plain")])
+            body = TRAILERS_BODY
+            await self.send_body(stream, len(body), lambda at, n: body[at : at + n], end=False)
+            count = int(path[len("/trailers/") :])
+            self.send_headers(stream, [(f"x-t-{i}", str(i)) for i in range(count)], end=True)
         elif path == "/trailers":
             headers = [
                 (":status", "200"),
@@ -624,8 +692,10 @@ class H2Server:
         initial_window_size: int = 65535,
         max_frame_size: int = 16384,
         goaway_after: int | None = None,
+        goaway_close_after: int | None = None,
         hold_until: int | None = None,
         hold_timeout: float = 5.0,
+        linger: float = 5.0,
     ) -> None:
         self.certfile = certfile
         self.keyfile = keyfile
@@ -634,6 +704,8 @@ class H2Server:
         self.initial_window_size = initial_window_size
         self.max_frame_size = max_frame_size
         self.goaway_after = goaway_after
+        self.goaway_close_after = goaway_close_after
+        self.linger = linger
         self.hold_until = hold_until
         self.hold_timeout = hold_timeout
         # Check the settings here, in the test's thread, rather than in every connection.

@@ -18,6 +18,9 @@ Paths:
                large; nginx's default is 8 KiB frames) when the client allows frames that large.
   /dav/<name>  ``dav_methods PUT DELETE`` (when this nginx has the dav module: ``has_dav``), with
                ``client_max_body_size 64m``: PUT a body, then GET it back.
+  /trailers    ``TRAILERS_BODY`` then the trailer fields X-Checksum (its sha256) and
+               X-Trailer: done (``add_trailer``).
+  /fields      "fields", with ``FIELDS`` extra response fields X-F-<i>: <i> (``add_header``).
   anything else  404.
 
 The access log (``log``) has one line per request, written unbuffered when nginx finishes the
@@ -34,6 +37,7 @@ when it is missing and we are root, best effort, and always exits 0.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import socket
 import subprocess
@@ -57,6 +61,8 @@ from tests.servers.hypercorn_app import pattern_slice
 
 __all__ = [
     "BIG",
+    "FIELDS",
+    "TRAILERS_BODY",
     "LogEntry",
     "NginxServer",
     "ensure_nginx",
@@ -101,8 +107,18 @@ _SERVER = """\
             http2_chunk_size 256k;
             output_buffers 2 256k;
         }}
+        location = /trailers {{
+            add_trailer X-Checksum "{checksum}";
+            add_trailer X-Trailer done;
+            return 200 "{trailers_body}";
+        }}
+        location = /fields {{
+{fields}            return 200 "fields";
+        }}
 {dav}    }}
 """
+TRAILERS_BODY = "body before trailers"
+FIELDS = 101  # response fields /fields adds (past the client's default limit of 100)
 
 _DAV = """\
         location /dav/ {{
@@ -236,6 +252,9 @@ class NginxServer:
                 settings=f"        {settings}\n",
                 big=BIG,
                 dav=_DAV.format() if self.has_dav else "",
+                checksum=hashlib.sha256(TRAILERS_BODY.encode()).hexdigest(),
+                trailers_body=TRAILERS_BODY,
+                fields="".join(f"            add_header X-F-{i} {i};\n" for i in range(FIELDS)),
             )
         return _CONFIG.format(root=self.root, cert=self.certfile, key=self.keyfile, servers=servers)
 
