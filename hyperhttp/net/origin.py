@@ -83,9 +83,13 @@ class Origin:
 
 
 class Waiter:
-    __slots__ = ("origin", "future", "seq")
+    """A request waiting for a connection: for room under the global cap (``room``), or for a
+    place on an HTTP/2 connection of its origin (being set up, or with every stream taken)."""
 
-    def __init__(self, origin: Origin, future: asyncio.Future[Any], seq: int) -> None:
+    __slots__ = ("origin", "future", "seq", "room")
+
+    def __init__(self, origin: Origin, future: asyncio.Future[Any], seq: int, room: bool) -> None:
         self.origin = origin
         self.future = future
-        self.seq = seq  # arrival order across origins
+        self.seq = seq  # arrival order across origins (kept when a waiter has to wait again)
+        self.room = room

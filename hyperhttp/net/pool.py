@@ -255,18 +255,19 @@ class ConnectionPool(Transport):
     async def _acquire(
         self, origin: Origin, pool_timeout: float | None, connect_timeout: float | None
     ) -> Any:
+        seq = next(self._arrivals)  # the request's place in the queue, whatever it waits for
         while True:
             if origin.http2 is not False and (
                 origin.connecting or any(not c.ready for c in origin.shared)
             ):
                 # HTTP/2 may be coming: wait for the one connection being set up rather than
                 # open another (its places are handed out when its SETTINGS arrive).
-                result = await self._wait(origin, pool_timeout, evict=False)
+                result = await self._wait(origin, pool_timeout, seq, room=False)
             elif self._total < self.max_connections:
                 self._total += 1
                 return await self._connect(origin, connect_timeout)
             else:
-                result = await self._wait(origin, pool_timeout)
+                result = await self._wait(origin, pool_timeout, seq, room=True)
             if result is _GRANT or result is _GROW:
                 return await self._connect(origin, connect_timeout, result is _GROW)
             if result is not _RETRY:
@@ -275,13 +276,20 @@ class ConnectionPool(Transport):
             if connection is not None:
                 return connection
 
-    async def _wait(self, origin: Origin, timeout: float | None, evict: bool = True) -> Any:
+    async def _wait(self, origin: Origin, timeout: float | None, seq: int, room: bool) -> Any:
+        """Queue for a connection; ``room``: for room under the global cap (then an idle
+        connection elsewhere is closed to make it), else for a place on an HTTP/2 connection."""
         assert self._loop is not None
-        waiter = Waiter(origin, self._loop.create_future(), next(self._arrivals))
-        origin.waiters.append(waiter)
+        waiter = Waiter(origin, self._loop.create_future(), seq, room)
+        waiters = origin.waiters
+        if waiters and waiters[-1].seq > seq:  # waiting again: its place is by arrival
+            index = next(i for i, other in enumerate(waiters) if other.seq > seq)
+            waiters.insert(index, waiter)
+        else:
+            waiters.append(waiter)
         self._waiting_origins.add(origin)
         origin.waiting += 1
-        if evict:  # waiting for room under the global cap, not for a connection being set up
+        if room:
             self._evict_idle_elsewhere(origin)
         timer = None
         if timeout is not None:
@@ -413,18 +421,18 @@ class ConnectionPool(Transport):
         if connection.multiplexed:
             self._serve_streams(origin, connection)
             return
-        waiters = origin.waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.future.done():
-                waiter.future.set_result(connection)
-                return
-        self._waiting_origins.discard(origin)
+        waiter = self._next_waiter(origin)
+        rival = self._rival(origin)
+        if waiter is not None and (rival is None or waiter.seq < rival.seq):
+            origin.waiters.popleft()
+            waiter.future.set_result(connection)
+            return
         if self._closed:
             self._discard(connection)
             return
-        if self._total >= self.max_connections and self._live_waiter():
-            # Another origin is waiting for capacity: make room rather than keep this one.
+        if rival is not None:
+            # At the cap, waiters are served in arrival order across origins: the oldest is
+            # another origin's, so this connection closes to make room for it.
             self._discard(connection)
             return
         idle = origin.idle
@@ -439,11 +447,16 @@ class ConnectionPool(Transport):
 
     def _serve_streams(self, origin: Origin, connection: H2Connection) -> None:
         waiters = origin.waiters
-        while waiters and connection.available > 0:
-            waiter = waiters.popleft()
-            if not waiter.future.done():
-                connection.reserve()
-                waiter.future.set_result(connection)
+        rival = self._rival(origin)
+        while connection.available > 0 and (waiter := self._next_waiter(origin)) is not None:
+            if rival is not None and rival.seq < waiter.seq:
+                # At the cap another origin's request came first: this connection takes no
+                # new streams and closes when those in flight end, to make room for it.
+                connection.drain()
+                return
+            waiters.popleft()
+            connection.reserve()
+            waiter.future.set_result(connection)
         if not waiters:
             self._waiting_origins.discard(origin)
         elif (
@@ -461,30 +474,43 @@ class ConnectionPool(Transport):
                     waiter.future.set_result(_GROW)
                     break
         if connection.in_use == 0 and self._loop is not None:
-            if self._total >= self.max_connections and self._live_waiter():
+            if rival is not None:
                 self._discard(connection)  # another origin waits for room: make it
                 return
             connection.idle_since = self._loop.time()
             if self._sweep_handle is None and self.keepalive_expiry is not None:
                 self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
 
-    def _live_waiter(self) -> bool:
-        """Whether anyone still waits for capacity."""
-        return self._oldest_waiter() is not None
+    @staticmethod
+    def _next_waiter(origin: Origin) -> Waiter | None:
+        """The origin's longest-waiting live waiter (served or cancelled ones are dropped)."""
+        waiters = origin.waiters
+        while waiters and waiters[0].future.done():
+            waiters.popleft()
+        return waiters[0] if waiters else None
 
-    def _oldest_waiter(self) -> Waiter | None:
-        """The longest-waiting live waiter of any origin (served or cancelled ones are dropped)."""
-        if not self._waiting_origins:
+    def _rival(self, origin: Origin) -> Waiter | None:
+        """At the cap, the longest-waiting request of another origin that needs room."""
+        if self._total < self.max_connections or not self._waiting_origins:
             return None
+        return self._oldest_waiter(origin)
+
+    def _oldest_waiter(self, excluding: Origin | None = None) -> Waiter | None:
+        """The longest-waiting live waiter for room under the cap, of any origin but
+        ``excluding`` (served or cancelled ones are dropped on the way)."""
         oldest: Waiter | None = None
         for origin in list(self._waiting_origins):
-            waiters = origin.waiters
-            while waiters and waiters[0].future.done():
-                waiters.popleft()
-            if not waiters:
+            if self._next_waiter(origin) is None:
                 self._waiting_origins.discard(origin)
-            elif oldest is None or waiters[0].seq < oldest.seq:
-                oldest = waiters[0]
+                continue
+            if origin is excluding:
+                continue
+            for waiter in origin.waiters:
+                if waiter.future.done() or not waiter.room:
+                    continue
+                if oldest is None or waiter.seq < oldest.seq:
+                    oldest = waiter
+                break  # an origin's waiters are in arrival order
         return oldest
 
     def _on_lost(self, connection: Any) -> None:
@@ -530,12 +556,12 @@ class ConnectionPool(Transport):
         connection.close()
 
     def _grant_capacity(self) -> None:
-        """Room under the global cap: the oldest waiter (of any origin) may connect."""
+        """Room under the global cap: the oldest waiter for room (of any origin) may connect."""
         while self._total < self.max_connections:
             waiter = self._oldest_waiter()
             if waiter is None:
                 return
-            waiter.origin.waiters.popleft()
+            waiter.origin.waiters.remove(waiter)
             self._total += 1
             waiter.future.set_result(_GRANT)
 

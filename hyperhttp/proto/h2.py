@@ -166,6 +166,16 @@ class H2Connection(asyncio.BufferedProtocol):
         self._in_use -= 1
         self._place_freed()
 
+    def drain(self) -> None:
+        """Take no new streams and close once those in flight have ended (the owner needs the
+        room this connection takes)."""
+        if self._closing or self._closed:
+            return
+        self._closing = True
+        self._on_lost(self)  # leaves the owner's shared set; the streams in flight go on
+        if not self._streams and self._transport is not None:
+            self._transport.close()
+
     def close(self) -> None:
         """Close now (GOAWAY, then the socket); whatever is in flight fails."""
         if not self._closed and self._transport is not None:

@@ -404,3 +404,31 @@ async def test_trailers_are_kept_apart_and_limited(h2server: Start, certs: Certs
             await response.aread()
         assert await (await c.get(f"{server.url}/bytes/5")).aread() == pattern(5)
     assert server.connections == 1
+
+
+async def test_a_busy_http2_origin_does_not_starve_another_at_the_cap(
+    h2server: Start, certs: Certs
+) -> None:
+    """Issue 12, item 4 over HTTP/2: origin A's one connection (4 streams) is kept full by 16
+    tasks, at max_connections=1; origin B's requests, each queued behind A's, are served in
+    arrival order: A's connection takes no new streams and closes once its streams end, B
+    connects, then A again. (Before: A's connection went on serving A's queue; PoolTimeout.)"""
+    busy = h2server(max_concurrent_streams=4)
+    quiet = h2server()
+    timeout = hyperhttp.Timeout(10.0, pool=3.0)
+    async with client(certs, max_connections=1, timeout=timeout) as c:
+        stop = asyncio.Event()
+
+        async def keep_busy() -> None:
+            while not stop.is_set():
+                await (await c.get(f"{busy.url}/bytes/100")).aread()
+
+        workers = [asyncio.ensure_future(keep_busy()) for _ in range(16)]
+        try:
+            for _ in range(5):
+                assert await (await c.get(f"{quiet.url}/bytes/7")).aread() == pattern(7)
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
+    assert quiet.connections == 5 and busy.connections >= 5
+    assert not busy.errors and not quiet.errors

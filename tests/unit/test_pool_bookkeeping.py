@@ -12,7 +12,7 @@ import hyperhttp
 from hyperhttp.net import pool as pool_module
 from hyperhttp.net.pool import ConnectionPool
 from hyperhttp.proto.h1 import H1Connection
-from tests.unit.test_h1_sans_io import FakeTransport
+from tests.unit.fakes import FakeTransport
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -234,3 +234,58 @@ async def test_records_of_many_origins_are_pruned_when_idle(
     assert ("http", "busy.test", 80) in pool._origins  # a record in use is never dropped
     net.respond(net.connections[0])
     await busy
+
+
+async def test_at_the_cap_waiters_are_served_in_arrival_order_across_origins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 12, item 4: a released connection went to a waiter of its own origin whenever
+    there was one, so a request to origin B that queued behind a busy origin A waited until
+    PoolTimeout while A's later requests went first. At the cap the oldest waiter goes first:
+    when it is another origin's, the released connection is closed and that waiter connects."""
+    net = FakeNetwork(monkeypatch)
+    pool = ConnectionPool(max_connections=2)
+
+    def get(url: str) -> asyncio.Future[Any]:
+        return asyncio.ensure_future(pool.handle_async_request(hyperhttp.Request("GET", url)))
+
+    held = [get("http://a.test/held0"), get("http://a.test/held1")]
+    await _settle()
+    early = [get("http://a.test/early0"), get("http://a.test/early1")]
+    await _settle()
+    other = get("http://b.test/other")
+    await _settle()
+    late = [get("http://a.test/late0"), get("http://a.test/late1")]
+    await _settle()
+    a0, a1 = net.connections
+    served: list[str] = []
+
+    def sent(connection: H1Connection) -> str:
+        return net.transport(connection).writes[-1].split(b" ")[1].decode()
+
+    for connection, task in zip([a0, a1], held, strict=True):
+        net.respond(connection)
+        await task
+        await _settle()
+        served.append(sent(connection))
+    assert served == ["/early0", "/early1"]  # older than B's request: A's own, on A's connections
+    net.respond(a0)
+    await early[0]
+    await _settle()
+    # B's request is next: a0 is closed rather than handed to /late0, and B connects.
+    assert net.transport(a0).closed and len(net.connections) == 3
+    b0 = net.connections[2]
+    assert sent(b0) == "/other"
+    net.respond(a1)
+    await early[1]
+    await _settle()
+    assert sent(a1) == "/late0"  # then A's later requests, in order
+    net.respond(b0)
+    await other
+    await _settle()
+    assert net.transport(b0).closed  # /late1 (A) is the oldest now: B's connection makes room
+    a2 = net.connections[3]
+    assert sent(a2) == "/late1"
+    net.respond(a1)
+    net.respond(a2)
+    await asyncio.gather(*late)
