@@ -12,8 +12,9 @@ from ._client import Client
 from ._compat import HAS_BROTLI, HAS_ORJSON, HAS_UVLOOP, HAS_ZSTANDARD, install_uvloop
 from ._cookies import Cookies
 from ._headers import Headers
-from ._models import Request, Response
+from ._models import Response
 from ._multipart import MultipartEncoder, MultipartFile
+from ._request import Request
 from ._timeout import Timeout
 from ._transport import Transport
 from ._url import URL

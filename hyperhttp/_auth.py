@@ -17,7 +17,8 @@ import threading
 from typing import AsyncGenerator, Callable, Generator, Iterable, Tuple, Union
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
-from ._models import Request, Response
+from ._models import Response
+from ._request import Request
 from ._url import URL
 from .exceptions import LocalProtocolError, StreamConsumed
 

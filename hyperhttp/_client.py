@@ -17,17 +17,10 @@ from ._compat import json_dumps
 from ._cookies import Cookies, CookiesInput
 from ._decoders import accept_encoding
 from ._headers import Headers, HeadersInput, encode_header_lines
-from ._models import (
-    BodyLimits,
-    Request,
-    RequestContent,
-    Response,
-    body_framing,
-    frame_body,
-    method_bytes,
-)
+from ._models import BodyLimits, Response
 from ._multipart import MultipartEncoder, stream_for
 from ._redirects import discard, redirect_request
+from ._request import Request, RequestContent, body_framing, frame_body, method_bytes
 from ._timeout import Timeout, TimeoutTypes, to_timeout
 from ._transport import Transport
 from ._url import URL, QueryParams

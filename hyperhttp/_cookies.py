@@ -17,7 +17,8 @@ import http.cookiejar
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Union
 
-from ._models import Request, Response
+from ._models import Response
+from ._request import Request
 
 __all__ = ["Cookies", "CookiesInput"]
 

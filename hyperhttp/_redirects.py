@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ._headers import Headers
-from ._models import Request, Response
+from ._models import Response
+from ._request import Request
 from .exceptions import HyperHTTPError, InvalidURL, RemoteProtocolError, StreamConsumed
 
 __all__ = ["discard", "redirect_request"]

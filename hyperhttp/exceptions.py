@@ -39,7 +39,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._models import Request, Response
+    from ._models import Response
+    from ._request import Request
 
 __all__ = [
     "HyperHTTPError",

@@ -19,7 +19,8 @@ import ssl
 from time import perf_counter
 from typing import Any
 
-from .._models import Request, Response
+from .._models import Response
+from .._request import Request
 from .._transport import Transport
 from .._url import URL
 from ..exceptions import (

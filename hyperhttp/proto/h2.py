@@ -12,11 +12,15 @@ Flow control on receipt: the stream windows start at 1 MiB and the connection wi
 and bytes are handed back to the server as the application *consumes* them (``BodyStream`` tells
 us), not as they arrive: a slow reader of a large download holds at most a stream window in memory.
 On sending, DATA frames never exceed the server's windows; the sender waits for WINDOW_UPDATE.
+What the requests of one loop iteration queue (their HEADERS, and bytes bodies as far as the windows
+allow) goes out in one write. A complete response (END_STREAM) while the request body still waits
+for window ends the upload, and our half of the stream is reset.
 
 Lifecycle: a GOAWAY stops new streams; streams above its last_stream_id were not processed and fail
 with ``StreamNotProcessed`` (the pool may replay them elsewhere). RST_STREAM fails that stream only.
 A connection error (a protocol violation, the socket closing) fails every stream with a typed error.
-A request cancelled mid-flight resets its own stream (CANCEL) and leaves the others alone.
+A request cancelled mid-flight resets its own stream (CANCEL) and leaves the others alone. What
+each of h2's events does to the streams is in h2_events.py.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from . import _hpack
 from .deadline import LazyTimer
 from .h1 import ConnectionNotAvailable, RequestBody, ResponseHead
 from .h1_feed import DEFAULT_HEAD_LIMITS, HeadLimits
+from .h2_events import H2Events
 from .h2_streams import (
     H2Body,
     LeanH2Connection,
@@ -51,8 +56,6 @@ from .h2_streams import (
     StreamNotProcessed,
     StreamState,
     request_headers,
-    response_fields,
-    trailer_fields,
 )
 from .sending import DeclaredLength, WriteFlow, pieces, wait_to_write, wake
 from .stream import BodyStream
@@ -61,7 +64,6 @@ __all__ = ["H2Connection", "Negotiator", "StreamNotProcessed", "request_headers"
 
 STREAM_WINDOW = 1 << 20
 CONNECTION_WINDOW = 1 << 24
-MAX_STREAMS = 1000  # our own cap, whatever the server allows
 MAX_FRAME = (
     1 << 18
 )  # the largest frame we accept: fewer, larger DATA frames from servers that use it
@@ -71,7 +73,7 @@ _HIGHEST_STREAM_ID = 2**31 - 1
 Header = tuple[bytes, bytes]
 
 
-class H2Connection(asyncio.BufferedProtocol):
+class H2Connection(H2Events, asyncio.BufferedProtocol):
     """One HTTP/2 connection: many concurrent requests, each on its own stream."""
 
     multiplexed = True
@@ -431,143 +433,6 @@ class H2Connection(asyncio.BufferedProtocol):
             error = ReadError(f"HTTP/2 connection lost: {exc}")
         self._shut(error)
         self._on_lost(self)
-
-    # -- h2 events ----------------------------------------------------------------------------
-
-    def _response_received(self, event: h2.events.ResponseReceived) -> None:
-        stream = self._streams.get(event.stream_id)
-        if stream is None:
-            return
-        waiter = stream.waiter
-        stream.waiter = None
-        if waiter is None or waiter.done():
-            return
-        try:
-            status, fields = response_fields(event.headers)
-            self._check_count(fields, "response head")
-        except RemoteProtocolError as exc:  # a malformed response: a stream error (RFC 9113 8.1.1)
-            self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
-            waiter.set_exception(exc)
-            return
-        body = stream.body = H2Body(self, stream.id, stream.read_timeout)
-        if stream.is_head or event.stream_ended is not None:
-            # A HEAD response has no content (RFC 9110 9.3.2); its stream is over for h2, and
-            # its place free, only once END_STREAM came (maybe in an empty DATA frame).
-            body.finish()
-            stream.body = None
-            if event.stream_ended is not None:
-                self._remote_ended(stream)
-        waiter.set_result((status, "HTTP/2", fields, body))
-
-    def _data_received(self, event: h2.events.DataReceived) -> None:
-        stream = self._streams.get(event.stream_id)
-        size = event.flow_controlled_length
-        body = stream.body if stream is not None else None
-        if body is None or body.closed:
-            self._consumed(0, size)  # nobody will read it: hand the credit back now
-            return
-        data = event.data
-        if size != len(data):
-            self._consumed(event.stream_id, size - len(data))  # padding
-        if data:
-            body.feed(data)
-
-    def _stream_ended(self, event: h2.events.StreamEnded) -> None:
-        stream = self._streams.get(event.stream_id)
-        if stream is None or stream.received_end:
-            return
-        body = stream.body
-        if body is not None:
-            stream.body = None
-            body.finish()
-        self._remote_ended(stream)
-
-    def _remote_ended(self, stream: StreamState) -> None:
-        """END_STREAM from the server: the stream is over once our side is sent too; a body
-        still being sent (waiting for window, say) stops, see _cut_upload."""
-        stream.received_end = True
-        if not stream.sending:
-            self._release(stream)
-        else:
-            wake(stream.window_waiter)
-
-    def _trailers_received(self, event: h2.events.TrailersReceived) -> None:
-        """Trailer fields go to the body's own list, never to the head's (RFC 9110 6.5)."""
-        stream = self._streams.get(event.stream_id)
-        body = stream.body if stream is not None else None
-        if stream is None or body is None:
-            return
-        try:
-            fields = trailer_fields(event.headers)
-            self._check_count(fields, "trailer section")
-        except RemoteProtocolError as exc:
-            body.fail(exc)
-            self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
-            return
-        body.trailers.extend(fields)
-
-    def _check_count(self, fields: list[Header], what: str) -> None:
-        """The size of a field block is bounded by SETTINGS_MAX_HEADER_LIST_SIZE (the decoder
-        refuses a larger one); its number of fields here."""
-        if len(fields) > self._limits.max_fields:
-            raise RemoteProtocolError(f"the {what} has more than {self._limits.max_fields} fields")
-
-    def _stream_reset(self, event: h2.events.StreamReset) -> None:
-        stream = self._streams.get(event.stream_id)
-        if stream is None:
-            return
-        code = event.error_code
-        name = getattr(code, "name", str(code))
-        if stream.received_end:
-            self._release(stream)  # the response is complete; the server stopped our upload
-            return
-        if code == ErrorCodes.REFUSED_STREAM and stream.waiter is not None:
-            error: Exception = StreamNotProcessed(
-                f"the server refused stream {event.stream_id} (REFUSED_STREAM)"
-            )
-        else:
-            error = RemoteProtocolError(f"the server reset stream {event.stream_id} ({name})")
-        self._fail_stream(stream, error)
-
-    def _window_updated(self, event: h2.events.WindowUpdated) -> None:
-        if event.stream_id:
-            stream = self._streams.get(event.stream_id)
-            if stream is not None:
-                wake(stream.window_waiter)
-            return
-        for stream in self._streams.values():
-            wake(stream.window_waiter)
-
-    def _settings_changed(self, event: h2.events.RemoteSettingsChanged) -> None:
-        self._settings_received = True
-        limit = self._h2.remote_settings.max_concurrent_streams
-        previous = self._max_streams
-        self._max_streams = min(limit, MAX_STREAMS)
-        if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
-            for stream in self._streams.values():
-                wake(stream.window_waiter)
-        if self._max_streams > previous:
-            self._place_freed()
-
-    def _terminated(self, event: h2.events.ConnectionTerminated) -> None:
-        """GOAWAY: no new streams; those above last_stream_id were never processed."""
-        last = event.last_stream_id if event.last_stream_id is not None else 0
-        was_closing = self._closing
-        self._closing = True
-        code = getattr(event.error_code, "name", str(event.error_code))
-        for stream in list(self._streams.values()):
-            if stream.id > last:
-                self._fail_stream(
-                    stream,
-                    StreamNotProcessed(
-                        f"the server sent GOAWAY ({code}) before processing stream {stream.id}",
-                        progress=last > 0,
-                    ),
-                )
-        if not was_closing:
-            self._on_lost(self)  # leaves the pool's shared set; in-flight streams go on
-        if not self._streams and self._transport is not None:
-            self._transport.close()
 
     # -- streams ending -----------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ from hyperhttp._auth import (
     to_auth,
     url_auth,
 )
-from hyperhttp._models import Request, Response
+from hyperhttp._models import Response
+from hyperhttp._request import Request
 
 # -- helpers --------------------------------------------------------------------------------------
 

@@ -28,13 +28,13 @@ from hyperhttp.exceptions import (
 from hyperhttp.proto import h2 as h2proto
 from hyperhttp.proto.h2 import (
     CONNECTION_WINDOW,
-    MAX_STREAMS,
     STREAM_WINDOW,
     H2Connection,
     Negotiator,
     StreamNotProcessed,
     request_headers,
 )
+from hyperhttp.proto.h2_events import MAX_STREAMS
 from tests.unit.fakes import FakeTransport
 
 KIB = 1024
