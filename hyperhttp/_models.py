@@ -392,6 +392,35 @@ class Response:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    def __repr__(self) -> str:
+        return f"<Response [{self.status_code} {self.reason_phrase}]>"
+
+
+def received_response(
+    status_code: int,
+    http_version: str,
+    headers: list[tuple[bytes, bytes]],
+    stream: ResponseStream,
+    request: Request,
+    elapsed: float,
+) -> Response:
+    """The Response for a head a connection received. One whose body still holds something of
+    the connection (it is unfinished, or it holds HTTP/2 flow-control credit) is a
+    ``_HoldingResponse``, which gives that back if it is dropped; the others cost no finalizer."""
+    holds = not stream.complete or (getattr(stream, "holds_credit", False) and _held_bytes(stream))
+    cls = _HoldingResponse if holds else Response
+    return cls(status_code, http_version, headers, stream, request=request, elapsed=elapsed)
+
+
+def _held_bytes(stream: ResponseStream) -> int:
+    return int(getattr(stream, "_buffered", 0))
+
+
+class _HoldingResponse(Response):
+    """A Response whose body holds part of its connection: see ``__del__``."""
+
+    __slots__ = ()
+
     def __del__(self) -> None:
         """Dropped without being read to its end or closed: release what the body still holds.
 
@@ -407,7 +436,7 @@ class Response:
         if loop is None:
             return  # fixed content: nothing held
         unfinished = not stream.complete
-        if not unfinished and not getattr(stream, "_buffered", 0):
+        if not unfinished and not _held_bytes(stream):
             return
         try:
             loop.call_soon_threadsafe(stream.close)
@@ -424,6 +453,3 @@ class Response:
                 source=self,
                 stacklevel=2,
             )
-
-    def __repr__(self) -> str:
-        return f"<Response [{self.status_code} {self.reason_phrase}]>"

@@ -125,8 +125,9 @@ class RemoteProtocolError(ProtocolError):
 
 class StreamNotProcessed(RemoteProtocolError):
     """The HTTP/2 server did not process the request: it was above a GOAWAY's last stream, or the
-    stream was refused (REFUSED_STREAM). Sending it again is safe; the pool does so for idempotent
-    requests, and raises this for the others.
+    stream was refused (REFUSED_STREAM). Sending it again is safe whatever the method (RFC 9113
+    section 8.7); the pool does so when the body can be sent again (up to three times), and
+    raises this when it cannot, or when the replays ran out.
 
     ``progress`` is True when the connection's GOAWAY came after the server had processed other
     streams on it (a server that closes connections after N requests): resending then is not a

@@ -19,7 +19,7 @@ import ssl
 from time import perf_counter
 from typing import Any
 
-from .._models import Response
+from .._models import Response, received_response
 from .._request import Request
 from .._transport import Transport
 from .._url import URL
@@ -187,8 +187,8 @@ class ConnectionPool(Transport):
                     retried = fresh = True
                     continue
             origin.requests += 1
-            return Response(
-                status, version, headers, stream, request=request, elapsed=perf_counter() - started
+            return received_response(
+                status, version, headers, stream, request, perf_counter() - started
             )
         raise ReadError("no usable connection could be obtained")  # pragma: no cover
 
@@ -422,12 +422,14 @@ class ConnectionPool(Transport):
         if connection.multiplexed:
             self._serve_streams(origin, connection)
             return
-        waiter = self._next_waiter(origin)
-        rival = self._rival(origin)
-        if waiter is not None and (rival is None or waiter.seq < rival.seq):
-            origin.waiters.popleft()
-            waiter.future.set_result(connection)
-            return
+        rival = None
+        if self._waiting_origins:  # (nobody waits anywhere: the common case, nothing to look at)
+            waiter = self._next_waiter(origin)
+            rival = self._rival(origin)
+            if waiter is not None and (rival is None or waiter.seq < rival.seq):
+                origin.waiters.popleft()
+                waiter.future.set_result(connection)
+                return
         if self._closed:
             self._discard(connection)
             return

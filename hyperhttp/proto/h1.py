@@ -110,14 +110,12 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         "_headers",
         "_interim",
         "_is_head",
-        "_release_pending",
         "_body_unsent",
         "_flow",
         "_reading_paused",
         "_on_idle",
         "_on_lost",
         "_read_timeout",
-        "response_started",
         "socket_closed",
         "request_count",
         "pool_key",
@@ -145,7 +143,7 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         self._stream: BodyStream | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._fields = self._headers  # where on_header puts a field: the head's, then trailers
-        self._field_bytes = 0
+        self._read_size = 0
         self._limits = limits
         self._interim = False
         self._is_head = False
@@ -160,6 +158,7 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         self._heads = 0
         self._head_carry = b""
         self._events: list[int] = []
+        self._chunked = False
         self._in_line = False
         self._line_tail = b""
         self._quiet = 0
@@ -379,21 +378,10 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._buffer
 
-    def buffer_updated(self, nbytes: int) -> None:
-        state = self._state
-        if state == IDLE or state == CLOSED:
-            # Bytes nobody asked for: the connection cannot be trusted any more.
-            self._transport.close()
-            self._fail(RemoteProtocolError("unexpected data from the server on an idle connection"))
-            return
-        self.response_started = True
-        data = self._buffer[:nbytes]
-        if self._holding:
-            self._feed_lenient(bytes(data))
-        else:
-            self._feed(data)
-        if self._release_pending:
-            self._release()
+    def _unexpected_data(self) -> None:
+        """Bytes nobody asked for: the connection cannot be trusted any more."""
+        self._transport.close()
+        self._fail(RemoteProtocolError("unexpected data from the server on an idle connection"))
 
     def eof_received(self) -> bool | None:
         if self._state == BODY:
@@ -433,20 +421,25 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         if self._state != WAITING:
             raise RemoteProtocolError("the server sent more than one response to one request")
         self._headers = self._fields = []
-        self._field_bytes = 0
 
     def on_headers_complete(self) -> None:
+        limits = self._limits
+        if (
+            len(self._headers) > limits.max_fields
+            or self._read_size > limits.max_size
+            or self._head_carry
+        ):
+            self.check_fields(self._headers, "response head")
         parser = self._parser
         status = parser.get_status_code()
-        self._heads += 1
         if status < 200:
             # Interim responses (RFC 9110 section 15.2) are skipped; the final one follows.
             self._interim = True
+            self._heads += 1
             return
         stream = self._stream = BodyStream(self, self._loop, self._read_timeout)
         self._state = BODY
         self._fields = stream.trailers  # what follows a chunked body is trailer fields
-        self._field_bytes = 0
         waiter = self._waiter
         self._waiter = None
         version = VERSIONS.get(parser.get_http_version()) or "HTTP/" + parser.get_http_version()
@@ -464,7 +457,8 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         stream = self._stream
         if self._state != BODY or stream is None:
             raise RemoteProtocolError("the server sent content after a response without content")
-        self._events.append(len(body))
+        if self._chunked:
+            self._events.append(len(body))
         stream.feed(body)
 
     def on_message_complete(self) -> None:
@@ -473,6 +467,9 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
             return
         if self._state != BODY:
             return  # HEAD: completed at headers-complete already
+        trailers = self._fields
+        if trailers:
+            self.check_fields(trailers, "trailer section")
         self._keep_alive = self._parser.should_keep_alive()
         self._message_complete()
 
@@ -482,10 +479,9 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         stream = self._stream
         self._stream = None
         self._state = IDLE
-        self._events.clear()
-        self._in_line = False
-        self._line_tail = b""
-        self._quiet = 0
+        if self._chunked:
+            self._chunked = False
+            self._events.clear()
         if not self._keep_alive or self._body_unsent:
             self._state = CLOSED
             self._transport.close()
@@ -499,11 +495,6 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
             self._release_pending = True
         if stream is not None:
             stream.finish()
-
-    def _release(self) -> None:
-        self._release_pending = False
-        if self._state == IDLE:
-            self._on_idle(self)
 
     def _end_of_input(self) -> None:
         """The server closed its side: that ends a close-delimited body (RFC 9112 section 6.3)."""

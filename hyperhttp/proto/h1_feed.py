@@ -12,7 +12,7 @@ error; on the hot path this costs a list append per body callback and a test per
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Callable, cast
 
 import httptools
 
@@ -72,11 +72,14 @@ class ParserFeed:
         "_parser_stale",
         "_limits",
         "_fields",
-        "_field_bytes",
+        "_read_size",
+        "_release_pending",
+        "response_started",
         "_keep_alive",
         "_heads",
         "_head_carry",
         "_events",
+        "_chunked",
         "_in_line",
         "_line_tail",
         "_quiet",
@@ -89,12 +92,14 @@ class ParserFeed:
     _parser_stale: bool  # a fresh parser is due before the next request
     _limits: HeadLimits
     _fields: list[tuple[bytes, bytes]]  # where on_header puts a field: the head's, then trailers
-    _field_bytes: int
+    _read_size: int  # of the read being parsed
+    response_started: bool  # a byte of the response arrived (the pool's stale keep-alive test)
     _keep_alive: bool
     # What a lenient re-parse needs to know of what was fed (set up by the connection per request):
-    _heads: int  # heads completed (1xx included) since the request was sent
+    _heads: int  # interim (1xx) heads completed since the request was sent
     _head_carry: bytes  # bytes of a response whose head spans reads, until it ends
-    _events: list[int]  # body callbacks in this read (lenient.CHUNK_HEADER, ...)
+    _events: list[int]  # a chunked body's callbacks in this read (lenient.CHUNK_HEADER, ...)
+    _chunked: bool  # the body is chunked (a chunk-size line was complete)
     _in_line: bool  # this read began at the start of a chunk-size line...
     _line_tail: bytes  # ...whose first bytes came in earlier reads
     _quiet: int  # body bytes read without a callback (chunk-size lines, trailers)
@@ -104,8 +109,15 @@ class ParserFeed:
     # The connection's own, read here:
     _state: int
     _headers: list[tuple[bytes, bytes]]
+    _buffer: memoryview
+    _stream: Any
+    _release_pending: bool  # the response completed: hand the connection back after this read
+    _on_idle: Callable[[Any], None]
 
     def _protocol_error(self, message: str) -> None:
+        raise NotImplementedError
+
+    def _unexpected_data(self) -> None:
         raise NotImplementedError
 
     def _message_complete(self) -> None:
@@ -117,69 +129,124 @@ class ParserFeed:
     def on_body(self, body: bytes) -> None:
         raise NotImplementedError
 
-    def _feed(self, data: Any) -> None:
-        """Hand one read to the parser; what a lenient re-parse would need is noted around it."""
-        in_head = self._state == WAITING
-        in_line = self._in_line
-        events = self._events
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._protocol_error("the server switched protocols, which was not asked for")
-            return
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, RemoteProtocolError):
-                self._protocol_error(str(cause))
-            else:
-                self._protocol_error(f"malformed response: {exc}")
-            return
-        except httptools.HttpParserError as exc:
-            if not self._recover(exc, data, in_head, in_line):
-                self._protocol_error(f"malformed response: {exc}")
-            return
+    def buffer_updated(self, nbytes: int) -> None:
+        """One read, handed to the parser; what a lenient re-parse would need is noted around it
+        (the fast path, a response in one read, notes nothing)."""
         state = self._state
-        if state == WAITING:
-            # The head goes on in the next read: keep what came (a lenient re-parse needs it),
-            # within the limit on a head's size.
-            carry = self._head_carry = self._head_carry + bytes(data)
-            if len(carry) > self._limits.max_size:
-                self._protocol_error(
-                    f"the response head is larger than {self._limits.max_size} bytes"
-                )
-        elif state == BODY:
-            if in_head:
-                self._head_carry = b""
-            if events:
-                self._in_line = events[-1] == lenient.CHUNK_COMPLETE
-                self._quiet = 0
-                events.clear()
-            elif in_head:
-                self._in_line = True  # the body (or its first chunk-size line) begins next
+        if state == IDLE or state == CLOSED:
+            self._unexpected_data()
+            return
+        self.response_started = True
+        data = self._buffer[:nbytes]
+        if self._holding:
+            self._feed_lenient(bytes(data))
+        else:
+            self._read_size = nbytes
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade:
+                self._protocol_error("the server switched protocols, which was not asked for")
+            except httptools.HttpParserCallbackError as exc:
+                cause = exc.__context__
+                if isinstance(cause, RemoteProtocolError):
+                    self._protocol_error(str(cause))
+                else:
+                    self._protocol_error(f"malformed response: {exc}")
+            except httptools.HttpParserError as exc:
+                # (_in_line is as it was before this read: only _body_read changes it)
+                if not self._recover(data, state == WAITING, self._in_line):
+                    self._protocol_error(f"malformed response: {exc}")
             else:
-                # Nothing the parser reported: a chunk-size line or a trailer section going on.
-                self._quiet += len(data)
-                if self._quiet > self._limits.max_size:
-                    self._protocol_error(
-                        "a chunk-size line or trailer section is larger than "
-                        f"{self._limits.max_size} bytes"
-                    )
-                    return
-            if self._in_line:
-                # A chunk-size line may go on in the next read: keep its start, in case it is
-                # refused and must be read again (the bytes after the last line feed).
-                whole = cast(
-                    "bytes | bytearray", data.obj if isinstance(data, memoryview) else data
-                )
-                newline = whole.rfind(b"\n", 0, len(data))  # in place: no copy of the read
-                tail = bytes(data[newline + 1 :])
-                self._line_tail = tail if newline >= 0 else self._line_tail + tail
-            elif self._line_tail:
-                self._line_tail = b""
-        elif in_head:
-            self._head_carry = b""
+                after = self._state
+                if after == BODY:
+                    self._body_read(data, state == WAITING)
+                elif after == WAITING:
+                    self._head_read(data)
+                elif self._head_carry:
+                    self._head_carry = b""
+        if self._release_pending:  # the response is complete: the connection may serve again
+            self._release_pending = False
+            if self._state == IDLE:
+                self._on_idle(self)
 
-    def _recover(self, exc: Exception, data: Any, in_head: bool, in_line: bool) -> bool:
+    def _head_read(self, data: Any) -> None:
+        """The head goes on in the next read: keep what came (a lenient re-parse needs it),
+        within the limit on a head's size."""
+        carry = self._head_carry = self._head_carry + bytes(data)
+        if len(carry) > self._limits.max_size:
+            self._protocol_error(f"the response head is larger than {self._limits.max_size} bytes")
+
+    def _body_read(self, data: Any, in_head: bool) -> None:
+        """The body goes on in the next read: note where this read left a chunked body (a body
+        is known to be chunked from its first complete chunk-size line on: before that, the
+        bytes after the head are kept, as they may be the start of one)."""
+        if in_head:
+            self._head_carry = b""
+            self._quiet = 0
+        if not self._chunked:
+            if self._stream.received:  # a body of known length, or delimited by the close
+                self._in_line = False
+            elif in_head or self._in_line:  # nothing of it yet: a first chunk-size line may be
+                self._in_line = True
+                self._keep_line_tail(data)
+                if len(self._line_tail) > self._limits.max_size:
+                    self._protocol_error(
+                        f"a chunk-size line is larger than {self._limits.max_size} bytes"
+                    )
+            return
+        events = self._events
+        if events:
+            self._in_line = events[-1] == lenient.CHUNK_COMPLETE
+            self._quiet = 0
+            events.clear()
+        elif in_head:
+            self._in_line = True  # the body (or its first chunk-size line) begins next
+        else:
+            # Nothing the parser reported: a chunk-size line or a trailer section going on.
+            self._quiet += len(data)
+            if self._quiet > self._limits.max_size:
+                self._protocol_error(
+                    "a chunk-size line or trailer section is larger than "
+                    f"{self._limits.max_size} bytes"
+                )
+                return
+        if self._in_line:
+            self._keep_line_tail(data)
+        elif self._line_tail:
+            self._line_tail = b""
+
+    def _keep_line_tail(self, data: Any) -> None:
+        """A chunk-size line may go on in the next read: keep its start, in case it is refused
+        and must be read again (the bytes after the last line feed)."""
+        whole = cast("bytes | bytearray", data.obj if isinstance(data, memoryview) else data)
+        newline = whole.rfind(b"\n", 0, len(data))  # in place: no copy of the read
+        tail = bytes(data[newline + 1 :])
+        self._line_tail = tail if newline >= 0 else self._line_tail + tail
+
+    def _refeed(self, data: bytes) -> None:
+        """Feed bytes of our own (a head or a chunk-size line read leniently, and what followed
+        it) as reads, through the receive buffer."""
+        size = len(self._buffer)
+        for start in range(0, len(data), size):
+            piece = data[start : start + size]
+            self._buffer[: len(piece)] = piece
+            self.buffer_updated(len(piece))
+            if self._state == CLOSED:
+                return
+
+    def check_fields(self, fields: list[tuple[bytes, bytes]], what: str) -> None:
+        """A head (or trailer section) within the limits: its number of fields, and its size
+        when it could exceed the limit (it spanned reads, or came in a read larger than that;
+        the connection looks at those first, and calls this only then)."""
+        limits = self._limits
+        if len(fields) > limits.max_fields:
+            raise RemoteProtocolError(f"the {what} has more than {limits.max_fields} fields")
+        if (self._head_carry or self._read_size > limits.max_size or what != "response head") and (
+            sum(len(name) + len(value) + 4 for name, value in fields) > limits.max_size
+        ):
+            raise RemoteProtocolError(f"the {what} is larger than {limits.max_size} bytes")
+
+    def _recover(self, data: Any, in_head: bool, in_line: bool) -> bool:
         """After httptools refused what it was fed: re-parse leniently what RFC 9112 allows
         (proto/lenient.py). False when there is nothing to recover."""
         if in_head and self._state == WAITING:
@@ -192,13 +259,13 @@ class ParserFeed:
         if self._state != BODY:
             return False
         if in_head:
-            fed, heads, in_line = self._head_carry + bytes(data), self._heads, False
+            fed, heads, in_line = self._head_carry + bytes(data), self._heads + 1, False
             self._head_carry = b""
         else:
             fed, heads = (self._line_tail if in_line else b"") + bytes(data), 0
         start = lenient.resume_offset(fed, in_line, heads, self._events)
         self._events.clear()
-        if start < 0 or not self._chunked():
+        if start < 0 or not self._chunked_by_fields():
             return False
         self._keep_alive = self._head_keep_alive()
         self._pending = fed[start:]
@@ -215,7 +282,7 @@ class ParserFeed:
 
     def _resume_head(self) -> bool:
         """A fresh parser for the response, fed its heads normalised; True while that works."""
-        fixed = lenient.normalise_heads(self._pending, self._heads + 1)
+        fixed = lenient.normalise_heads(self._pending, self._heads + 1)  # interim ones, then it
         if fixed is None:  # the refused head is not complete yet
             self._holding = True
             return len(self._pending) <= self._limits.max_size
@@ -227,7 +294,7 @@ class ParserFeed:
         self._heads = 0
         self._parser = httptools.HttpResponseParser(self)
         self._parser_stale = True
-        self._feed(fixed)
+        self._refeed(fixed)
         return True
 
     def _resume_chunks(self) -> bool:
@@ -250,10 +317,10 @@ class ParserFeed:
         self._parser_stale = True
         self._in_line = True
         self._line_tail = b""
-        self._feed(b"%x\r\n" % size + pending[newline + 1 :])
+        self._refeed(b"%x\r\n" % size + pending[newline + 1 :])
         return True
 
-    def _chunked(self) -> bool:
+    def _chunked_by_fields(self) -> bool:
         for name, value in self._headers:
             if name.lower() == b"transfer-encoding":
                 return value.lower().rstrip(b" \t").endswith(b"chunked")
@@ -267,17 +334,10 @@ class ParserFeed:
     # -- httptools callbacks that are bookkeeping only ---------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        fields = self._fields
-        fields.append((name, value))
-        self._field_bytes += len(name) + len(value) + 4
-        limits = self._limits
-        if len(fields) > limits.max_fields or self._field_bytes > limits.max_size:
-            what = "trailer section" if fields is not self._headers else "response head"
-            if len(fields) > limits.max_fields:
-                raise RemoteProtocolError(f"the {what} has more than {limits.max_fields} fields")
-            raise RemoteProtocolError(f"the {what} is larger than {limits.max_size} bytes")
+        self._fields.append((name, value))  # the limits are checked when the head is complete
 
     def on_chunk_header(self) -> None:
+        self._chunked = True  # from here on the body's callbacks are noted (see _body_read)
         self._events.append(lenient.CHUNK_HEADER)
 
     def on_chunk_complete(self) -> None:
@@ -316,7 +376,9 @@ class _Resumed:
 
     def on_message_complete(self) -> None:
         connection = self._connection
-        if connection._state == BODY:  # noqa: SLF001 - the connection's own helper
+        if connection._state == BODY:  # noqa: SLF001 - the connection's own helpers
+            if connection._fields:  # noqa: SLF001
+                connection.check_fields(connection._fields, "trailer section")  # noqa: SLF001
             connection._message_complete()  # noqa: SLF001 - keep-alive decided from its head
 
 

@@ -72,7 +72,8 @@ class H2Events:
             return
         try:
             status, fields = response_fields(event.headers)
-            self._check_count(fields, "response head")
+            if len(fields) > self._limits.max_fields:
+                self._too_many(fields, "response head")
         except RemoteProtocolError as exc:  # a malformed response: a stream error (RFC 9113 8.1.1)
             self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
             waiter.set_exception(exc)
@@ -127,18 +128,18 @@ class H2Events:
             return
         try:
             fields = trailer_fields(event.headers)
-            self._check_count(fields, "trailer section")
+            if len(fields) > self._limits.max_fields:
+                self._too_many(fields, "trailer section")
         except RemoteProtocolError as exc:
             body.fail(exc)
             self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
             return
         body.trailers.extend(fields)
 
-    def _check_count(self, fields: list[Header], what: str) -> None:
+    def _too_many(self, fields: list[Header], what: str) -> None:
         """The size of a field block is bounded by SETTINGS_MAX_HEADER_LIST_SIZE (the decoder
-        refuses a larger one); its number of fields here."""
-        if len(fields) > self._limits.max_fields:
-            raise RemoteProtocolError(f"the {what} has more than {self._limits.max_fields} fields")
+        refuses a larger one); its number of fields, here."""
+        raise RemoteProtocolError(f"the {what} has more than {self._limits.max_fields} fields")
 
     def _stream_reset(self, event: h2.events.StreamReset) -> None:
         stream = self._streams.get(event.stream_id)

@@ -146,6 +146,7 @@ class H2Body(BodyStream):
     """A response body that hands flow-control credit back as the reader takes bytes."""
 
     __slots__ = ("stream_id", "connection")
+    holds_credit = True  # what it buffers is the connection's credit until read or closed
 
     def __init__(self, connection: Any, stream_id: int, read_timeout: float | None) -> None:
         super().__init__(connection, connection._loop, read_timeout)

@@ -86,7 +86,8 @@ class BodyStream:
     def finish(self) -> None:
         self.complete = True
         self._paused = False  # the connection resumes reading itself once the body is complete
-        self._wake()
+        if self._waiter is not None:  # (a small body is complete before anyone reads it)
+            self._wake()
 
     def fail(self, exc: BaseException) -> None:
         if self.complete or self._error is not None:

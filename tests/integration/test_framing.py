@@ -225,3 +225,28 @@ async def test_real_ambiguity_is_still_refused(scripted, response: bytes) -> Non
             got = await client.get(server.url)
             await got.aread()
         assert client.get_pool_stats()[server.url]["idle"] == 0
+
+
+@pytest.mark.parametrize(
+    ("charset", "encoding", "body", "text"),
+    [
+        ("ISO-8859-1", "iso-8859-1", "café".encode("latin-1"), "café"),
+        ('"Windows-1252"', "windows-1252", "€5".encode("cp1252"), "€5"),
+        ("UTF-8", "utf-8", "naïve".encode(), "naïve"),
+    ],
+)
+async def test_encoding_is_the_charset_the_server_named(
+    scripted, charset: str, encoding: str, body: bytes, text: str
+) -> None:
+    """Issue 12, item 13: response.encoding gave Python's codec name (iso8859-1, cp1252)."""
+    server = scripted(
+        keep_answering(
+            respond(body=body, headers=(f"Content-Type: text/plain; charset={charset}",))
+        )
+    )
+    async with hyperhttp.Client() as client:
+        response = await client.get(server.url)
+        await response.aread()
+        assert response.encoding == encoding and response.text == text
+        streamed = await client.get(server.url)
+        assert "".join([piece async for piece in streamed.aiter_text()]) == text

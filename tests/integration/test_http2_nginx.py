@@ -413,3 +413,33 @@ async def test_trailers_and_many_fields_from_nginx(nginx_h2: NginxServer, certs:
         response = await c.get(f"{nginx_h2.url}/fields")
         assert response.headers[f"x-f-{FIELDS - 1}"] == str(FIELDS - 1)
         assert await response.aread() == b"fields"
+
+
+async def test_a_busy_origin_does_not_starve_another_at_the_cap(
+    nginx_h2: NginxServer, certs: Certs
+) -> None:
+    """Item 4 against nginx: its 5-stream server (one origin) kept full by 16 tasks at
+    max_connections=1 while requests to its other port (another origin) queue behind: each is
+    served in its turn (PoolTimeout before), on a connection of its own."""
+    mark = nginx_h2.log_mark()
+    timeout = hyperhttp.Timeout(10.0, pool=3.0)
+    async with client(certs, max_connections=1, timeout=timeout) as c:
+        stop = asyncio.Event()
+
+        async def keep_busy() -> None:
+            while not stop.is_set():
+                await (await c.get(f"{nginx_h2.limited_url}/bytes/100")).aread()
+
+        workers = [asyncio.ensure_future(keep_busy()) for _ in range(16)]
+        try:
+            for _ in range(5):
+                assert await (await c.get(f"{nginx_h2.url}/bytes/1000")).aread() == pattern(1000)
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
+    for _ in range(1000):  # the lines of answered requests come within milliseconds (bounded)
+        quiet = [e for e in nginx_h2.entries(mark) if e.uri == "/bytes/1000"]
+        if len(quiet) >= 5:
+            break
+        await asyncio.sleep(0.005)
+    assert len(quiet) == 5 and len(connections(quiet)) == 5

@@ -63,7 +63,7 @@ async def test_keepalive_expiry_closes_idle_connections(scripted) -> None:
     assert server.accepted == 2
 
 
-async def test_global_and_per_host_caps_under_500_concurrent_requests(scripted) -> None:
+async def test_global_and_per_host_caps_under_200_concurrent_requests(scripted) -> None:
     servers = [scripted(keep_answering(respond(body=b"ok"))) for _ in range(2)]
     async with hyperhttp.Client(max_connections=10, max_keepalive_connections=4) as client:
 
@@ -71,12 +71,12 @@ async def test_global_and_per_host_caps_under_500_concurrent_requests(scripted) 
             response = await client.get(servers[i % 2].url)
             return await response.aread()
 
-        results = await asyncio.gather(*(fetch(i) for i in range(500)))
+        results = await asyncio.gather(*(fetch(i) for i in range(200)))
         stats = client.get_pool_stats()
-    assert results == [b"ok"] * 500
+    assert results == [b"ok"] * 200
     assert max(s.peak for s in servers) <= 10
     assert sum(s.peak for s in servers) <= 20  # each server's own peak; the global cap was 10
-    assert sum(origin["requests"] for origin in stats.values()) == 500
+    assert sum(origin["requests"] for origin in stats.values()) == 200
     for origin in stats.values():
         assert origin["idle"] <= 4
         assert origin["in_use"] == 0 and origin["waiting"] == 0
@@ -98,8 +98,11 @@ async def test_global_cap_holds_across_hosts_at_every_moment(scripted) -> None:
         async def fetch(i: int) -> bytes:
             return await (await client.get(servers[i % 3].url)).aread()
 
-        results = await asyncio.gather(*(fetch(i) for i in range(300)))
-    assert results == [b"ok"] * 300
+        # Interleaved hosts at the cap: requests are served in arrival order across hosts, so
+        # most of them close a connection of one host and open one to another (churn that
+        # the cap must hold through).
+        results = await asyncio.gather(*(fetch(i) for i in range(120)))
+    assert results == [b"ok"] * 120
     assert 1 <= peak <= 6
 
 

@@ -110,12 +110,13 @@ def established(*ports: int) -> int:
     either end.)
     """
     wanted = {f"{port:04X}" for port in ports}
+    # The table first, then the descriptors: neither read is atomic, and a client that closes
+    # one socket and opens another during the scan must not have both counted (an overcount
+    # seen under churn when the descriptors were read first). Read this way, a socket counts
+    # only if it was in the table before, and still open after: never more than were open.
+    rows = [fields for fields in _tcp_sockets() if fields[2].rsplit(":", 1)[1] in wanted]
     inodes = _open_socket_inodes()
-    return sum(
-        1
-        for fields in _tcp_sockets()
-        if fields[2].rsplit(":", 1)[1] in wanted and fields[9] in inodes
-    )
+    return sum(1 for fields in rows if fields[9] in inodes)
 
 
 def _tcp_sockets() -> Iterator[list[str]]:
