@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvloop
 
+import hyperhttp
 from tests.servers.auth_app import AuthApp
 from tests.servers.dns import DNSServer
 from tests.servers.faults import Script, ScriptedServer
@@ -139,3 +141,28 @@ def app(auth_server: HypercornServer) -> AuthApp:
     assert isinstance(app, AuthApp)
     app.reset()
     return app
+
+
+@contextlib.asynccontextmanager
+async def kept_busy(client: hyperhttp.Client, url: str, tasks: int) -> AsyncIterator[None]:
+    """While the block runs, ``tasks`` tasks request ``url`` (reading each body) without pause:
+    an origin that always has requests queued, beside which a test makes its own."""
+    stop = asyncio.Event()
+
+    async def busy() -> None:
+        while not stop.is_set():
+            await (await client.get(url)).aread()
+
+    workers = [asyncio.ensure_future(busy()) for _ in range(tasks)]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*workers)
+
+
+def crlf_on_bad_path(request: hyperhttp.Request) -> None:
+    """A request hook that sets a field with CR LF on requests to /bad: the request is refused
+    when it is sent, after the hooks ran (what a hook, an auth flow or a cookie may do)."""
+    if request.url.path == "/bad":
+        request.headers["X-Injected"] = "a\r\nEvil: 1"

@@ -208,16 +208,18 @@ async def test_cancelled_mid_body_keeps_pool_consistent(scripted) -> None:
         assert client.get_pool_stats()[server.url]["in_use"] == 0
 
 
-async def test_closing_a_response_early_drops_its_connection(scripted) -> None:
-    def script(conn: Conn) -> None:
-        while (request := conn.read_request()) is not None:
-            if b"/big" in request:
-                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 1000)
-                conn.stall()
-                return
-            conn.send(respond(body=b"ok"))
+def _big_body_then_stall(conn: Conn) -> None:
+    """/big: the head of a 10 MB body and its first 1000 bytes, then nothing; else 200 "ok"."""
+    while (request := conn.read_request()) is not None:
+        if b"/big" in request:
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 1000)
+            conn.stall()
+            return
+        conn.send(respond(body=b"ok"))
 
-    server = scripted(script)
+
+async def test_closing_a_response_early_drops_its_connection(scripted) -> None:
+    server = scripted(_big_body_then_stall)
     async with hyperhttp.Client() as client:
         async with await client.get(server.url + "/big") as response:
             assert response.status_code == 200
@@ -306,15 +308,7 @@ async def test_a_response_dropped_unread_releases_its_connection(scripted) -> No
     """Item 6: dropped without being read or closed, a response's connection is closed (it was
     pinned until the server closed it), with a ResourceWarning naming the URL."""
 
-    def script(conn: Conn) -> None:
-        while (request := conn.read_request()) is not None:
-            if b"/big" in request:
-                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 1000)
-                conn.stall()
-                return
-            conn.send(respond(body=b"ok"))
-
-    server = scripted(script)
+    server = scripted(_big_body_then_stall)
     async with hyperhttp.Client(max_connections=1, timeout=5.0) as client:
         with pytest.warns(ResourceWarning, match=f"GET {server.url}/big"):
             response = await client.get(server.url + "/big")

@@ -15,7 +15,7 @@ import pytest
 import hyperhttp
 from hyperhttp import ReadTimeout, RemoteProtocolError, StreamNotProcessed, TransportError
 from hyperhttp.proto.h2 import STREAM_WINDOW
-from tests.integration.conftest import Certs
+from tests.integration.conftest import Certs, crlf_on_bad_path, kept_busy
 from tests.servers.h2server import TRAILERS_BODY, H2Server, pattern
 
 Start = Callable[..., H2Server]
@@ -285,13 +285,9 @@ async def test_a_field_refused_after_the_hooks_leaks_no_stream(
     was never given back: with one stream allowed, the next request waited for PoolTimeout."""
     server = h2server(max_concurrent_streams=1)
 
-    def hook(request: hyperhttp.Request) -> None:
-        if request.url.path == "/bad":
-            request.headers["X-Injected"] = "a\r\nEvil: 1"
-
     timeout = hyperhttp.Timeout(10.0, pool=1.0)
     async with client(
-        certs, max_connections=1, timeout=timeout, event_hooks={"request": [hook]}
+        certs, max_connections=1, timeout=timeout, event_hooks={"request": [crlf_on_bad_path]}
     ) as c:
         assert await (await c.get(f"{server.url}/bytes/5")).aread() == pattern(5)
         for _ in range(3):
@@ -417,18 +413,8 @@ async def test_a_busy_http2_origin_does_not_starve_another_at_the_cap(
     quiet = h2server()
     timeout = hyperhttp.Timeout(10.0, pool=3.0)
     async with client(certs, max_connections=1, timeout=timeout) as c:
-        stop = asyncio.Event()
-
-        async def keep_busy() -> None:
-            while not stop.is_set():
-                await (await c.get(f"{busy.url}/bytes/100")).aread()
-
-        workers = [asyncio.ensure_future(keep_busy()) for _ in range(16)]
-        try:
+        async with kept_busy(c, f"{busy.url}/bytes/100", 16):
             for _ in range(5):
                 assert await (await c.get(f"{quiet.url}/bytes/7")).aread() == pattern(7)
-        finally:
-            stop.set()
-            await asyncio.gather(*workers)
     assert quiet.connections == 5 and busy.connections >= 5
     assert not busy.errors and not quiet.errors

@@ -22,7 +22,7 @@ import pytest
 
 import hyperhttp
 from hyperhttp.proto.h2 import STREAM_WINDOW
-from tests.integration.conftest import Certs
+from tests.integration.conftest import Certs, crlf_on_bad_path, kept_busy
 from tests.servers.hypercorn_app import pattern
 from tests.servers.nginx import (
     BIG,
@@ -331,13 +331,9 @@ async def test_a_refused_field_leaks_no_stream_with_nginx(
     """Item 3: on the server allowing 5 streams, with one connection, 10 requests refused after
     their hooks ran must give back the 10 places they took (PoolTimeout before)."""
 
-    def hook(request: hyperhttp.Request) -> None:
-        if request.url.path == "/bad":
-            request.headers["X-Injected"] = "a\r\nEvil: 1"
-
     timeout = hyperhttp.Timeout(10.0, pool=2.0)
     async with client(
-        certs, max_connections=1, timeout=timeout, event_hooks={"request": [hook]}
+        certs, max_connections=1, timeout=timeout, event_hooks={"request": [crlf_on_bad_path]}
     ) as c:
         for _ in range(10):
             with pytest.raises(hyperhttp.LocalProtocolError):
@@ -424,19 +420,9 @@ async def test_a_busy_origin_does_not_starve_another_at_the_cap(
     mark = nginx_h2.log_mark()
     timeout = hyperhttp.Timeout(10.0, pool=3.0)
     async with client(certs, max_connections=1, timeout=timeout) as c:
-        stop = asyncio.Event()
-
-        async def keep_busy() -> None:
-            while not stop.is_set():
-                await (await c.get(f"{nginx_h2.limited_url}/bytes/100")).aread()
-
-        workers = [asyncio.ensure_future(keep_busy()) for _ in range(16)]
-        try:
+        async with kept_busy(c, f"{nginx_h2.limited_url}/bytes/100", 16):
             for _ in range(5):
                 assert await (await c.get(f"{nginx_h2.url}/bytes/1000")).aread() == pattern(1000)
-        finally:
-            stop.set()
-            await asyncio.gather(*workers)
     for _ in range(1000):  # the lines of answered requests come within milliseconds (bounded)
         quiet = [e for e in nginx_h2.entries(mark) if e.uri == "/bytes/1000"]
         if len(quiet) >= 5:

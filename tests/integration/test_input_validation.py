@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 import hyperhttp
+from tests.integration.conftest import crlf_on_bad_path
 from tests.servers.faults import Conn, keep_answering, respond
 
 
@@ -163,13 +164,9 @@ async def test_a_field_refused_after_the_hooks_leaks_no_connection(scripted, war
     connection, which was then neither idle nor closed (max_connections=1: PoolTimeout next)."""
     server = scripted(_echo_requests)
 
-    def hook(request: hyperhttp.Request) -> None:
-        if request.url.path == "/bad":
-            request.headers["X-Injected"] = "a\r\nEvil: 1"
-
     timeout = hyperhttp.Timeout(5.0, pool=1.0)
     async with hyperhttp.Client(
-        max_connections=1, timeout=timeout, event_hooks={"request": [hook]}
+        max_connections=1, timeout=timeout, event_hooks={"request": [crlf_on_bad_path]}
     ) as client:
         if warm:
             assert await (await client.get(server.url + "/ok")).aread() == b"ok"
