@@ -57,8 +57,7 @@ def body_framing(
     """The framing field for a body (RFC 9112 section 6): Content-Length when the size is known
     (``length`` for a stream), else chunked."""
     if content is not None:
-        size = content.nbytes if isinstance(content, memoryview) else len(content)
-        return b"Content-Length: %d\r\n" % size
+        return b"Content-Length: %d\r\n" % _size(content)
     if stream is not None:
         if length is not None:
             return b"Content-Length: %d\r\n" % length
@@ -66,6 +65,10 @@ def body_framing(
     if method in METHODS_WITH_BODY:
         return b"Content-Length: 0\r\n"
     return b""
+
+
+def _size(content: bytes | bytearray | memoryview) -> int:
+    return content.nbytes if isinstance(content, memoryview) else len(content)
 
 
 def frame_body(
@@ -103,7 +106,7 @@ def frame_body(
             raise LocalProtocolError(f"invalid Content-Length {', '.join(lengths)!r}")
         size = int(declared)
         if content is not None:
-            known: int | None = content.nbytes if isinstance(content, memoryview) else len(content)
+            known: int | None = _size(content)
         else:
             known = stream_size if stream is not None else 0
         if known is not None and known != size:

@@ -428,6 +428,8 @@ class ConnectionPool(Transport):
             rival = self._rival(origin)
             if waiter is not None and (rival is None or waiter.seq < rival.seq):
                 origin.waiters.popleft()
+                if not origin.waiters:
+                    self._waiting_origins.discard(origin)
                 waiter.future.set_result(connection)
                 return
         if self._closed:
@@ -484,13 +486,16 @@ class ConnectionPool(Transport):
             if self._sweep_handle is None and self.keepalive_expiry is not None:
                 self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
 
-    @staticmethod
-    def _next_waiter(origin: Origin) -> Waiter | None:
-        """The origin's longest-waiting live waiter (served or cancelled ones are dropped)."""
+    def _next_waiter(self, origin: Origin) -> Waiter | None:
+        """The origin's longest-waiting live waiter (served or cancelled ones are dropped; an
+        origin with none leaves the set of waiting origins)."""
         waiters = origin.waiters
         while waiters and waiters[0].future.done():
             waiters.popleft()
-        return waiters[0] if waiters else None
+        if waiters:
+            return waiters[0]
+        self._waiting_origins.discard(origin)
+        return None
 
     def _rival(self, origin: Origin) -> Waiter | None:
         """At the cap, the longest-waiting request of another origin that needs room."""
@@ -504,7 +509,6 @@ class ConnectionPool(Transport):
         oldest: Waiter | None = None
         for origin in list(self._waiting_origins):
             if self._next_waiter(origin) is None:
-                self._waiting_origins.discard(origin)
                 continue
             if origin is excluding:
                 continue

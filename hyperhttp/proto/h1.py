@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any, AsyncGenerator, AsyncIterable, Callable, Iterable, Union
+from contextlib import aclosing
+from typing import Any, AsyncIterable, Callable, Iterable, Union
 
 import httptools
 
@@ -304,13 +305,11 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
                 transport.write(b"\r\n" + _LAST_CHUNK if view.nbytes else _LAST_CHUNK)
             return True
         declared = DeclaredLength(None if chunked else length)
-        source: AsyncGenerator[Any, None] = pieces(body)  # type: ignore[arg-type]
-        try:
+        # Stopped early, the body's own iterator is closed too (see pieces()).
+        async with aclosing(pieces(body)) as source:  # type: ignore[arg-type]
             async for chunk in source:
                 if not await self._write_piece(chunk, declared, chunked, timeout):
                     return False
-        finally:
-            await source.aclose()  # stopped early: the body's own iterator is closed too
         if self._state != WAITING:
             return False
         declared.check_complete()

@@ -1,13 +1,13 @@
 """Feeding httptools: what the parser is given, what it reports, and what it leaves to us.
 
-The connection (proto/h1.py) hands each read to ``ParserFeed._feed``. Around the parser this notes
-the little a lenient re-parse needs later (the bytes of a head that spans reads, the callbacks
-of a body in the current read, the start of a chunk-size line that spans reads), bounds what
+Each read goes to ``ParserFeed.buffer_updated``. Around the parser this notes the little a
+lenient re-parse needs later (the bytes of a head that spans reads, the callbacks of a chunked
+body in the current read, the start of a chunk-size line that spans reads), bounds what
 httptools would otherwise read without end (a response head, a chunk-size line or a trailer
 section: ``HeadLimits``), and, when httptools refuses what RFC 9112 asks a client to accept,
 re-parses leniently (proto/lenient.py). Trailer fields, which httptools reports like header
 fields, go to the body's own list. None of the lenient path runs unless httptools reports an
-error; on the hot path this costs a list append per body callback and a test per read.
+error; on the hot path this costs a few tests per read.
 """
 
 from __future__ import annotations
@@ -60,9 +60,6 @@ class HeadLimits:
 DEFAULT_HEAD_LIMITS = HeadLimits()
 
 
-DEFAULT_HEAD_LIMITS = HeadLimits()
-
-
 class ParserFeed:
     """The parser-facing half of an HTTP/1.1 connection: a mixin of ``H1Connection``, holding
     the parser's state (its slots are the connection's)."""
@@ -94,6 +91,7 @@ class ParserFeed:
     _fields: list[tuple[bytes, bytes]]  # where on_header puts a field: the head's, then trailers
     _read_size: int  # of the read being parsed
     response_started: bool  # a byte of the response arrived (the pool's stale keep-alive test)
+    _release_pending: bool  # the response completed: hand the connection back after this read
     _keep_alive: bool
     # What a lenient re-parse needs to know of what was fed (set up by the connection per request):
     _heads: int  # interim (1xx) heads completed since the request was sent
@@ -111,7 +109,6 @@ class ParserFeed:
     _headers: list[tuple[bytes, bytes]]
     _buffer: memoryview
     _stream: Any
-    _release_pending: bool  # the response completed: hand the connection back after this read
     _on_idle: Callable[[Any], None]
 
     def _protocol_error(self, message: str) -> None:
@@ -235,15 +232,13 @@ class ParserFeed:
                 return
 
     def check_fields(self, fields: list[tuple[bytes, bytes]], what: str) -> None:
-        """A head (or trailer section) within the limits: its number of fields, and its size
-        when it could exceed the limit (it spanned reads, or came in a read larger than that;
-        the connection looks at those first, and calls this only then)."""
+        """A head (or trailer section) within the limits: its number of fields and its size.
+        (For a head, the connection calls this only when either could be exceeded: it has too
+        many fields, it spanned reads, or it came in a read larger than the size limit.)"""
         limits = self._limits
         if len(fields) > limits.max_fields:
             raise RemoteProtocolError(f"the {what} has more than {limits.max_fields} fields")
-        if (self._head_carry or self._read_size > limits.max_size or what != "response head") and (
-            sum(len(name) + len(value) + 4 for name, value in fields) > limits.max_size
-        ):
+        if sum(len(name) + len(value) + 4 for name, value in fields) > limits.max_size:
             raise RemoteProtocolError(f"the {what} is larger than {limits.max_size} bytes")
 
     def _recover(self, data: Any, in_head: bool, in_line: bool) -> bool:
@@ -327,9 +322,8 @@ class ParserFeed:
         return False
 
     def _head_keep_alive(self) -> bool:
-        parser = self._parser
-        version = parser.get_http_version() if parser is not None else "1.1"
-        return keep_alive_from_fields(self._headers, VERSIONS.get(version, "HTTP/1.1"))
+        version = VERSIONS.get(self._parser.get_http_version(), "HTTP/1.1")
+        return keep_alive_from_fields(self._headers, version)
 
     # -- httptools callbacks that are bookkeeping only ---------------------------------------
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any, AsyncGenerator, Callable
+from contextlib import aclosing
+from typing import Any, Callable
 
 import h2.config
 import h2.connection
@@ -175,8 +176,7 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
             return
         self._closing = True
         self._on_lost(self)  # leaves the owner's shared set; the streams in flight go on
-        if not self._streams and self._transport is not None:
-            self._transport.close()
+        self._place_freed()  # closing with no stream left: the socket closes now
 
     def close(self) -> None:
         """Close now (GOAWAY, then the socket); whatever is in flight fails."""
@@ -256,15 +256,13 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
                 return
         else:
             declared = DeclaredLength(length)
-            source: AsyncGenerator[Any, None] = pieces(body)  # type: ignore[arg-type]
-            try:
+            # Stopped early, the body's own iterator is closed too (see pieces()).
+            async with aclosing(pieces(body)) as source:  # type: ignore[arg-type]
                 async for chunk in source:
                     declared.take(chunk)
                     if not await self._send_piece(stream, chunk, timeout):
                         self._cut_upload(stream)
                         return
-            finally:
-                await source.aclose()  # stopped early: the body's own iterator is closed too
             declared.check_complete()
         if stream.id not in self._streams or not stream.sending:
             return

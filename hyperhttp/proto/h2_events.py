@@ -73,7 +73,7 @@ class H2Events:
         try:
             status, fields = response_fields(event.headers)
             if len(fields) > self._limits.max_fields:
-                self._too_many(fields, "response head")
+                self._too_many("response head")
         except RemoteProtocolError as exc:  # a malformed response: a stream error (RFC 9113 8.1.1)
             self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
             waiter.set_exception(exc)
@@ -129,14 +129,14 @@ class H2Events:
         try:
             fields = trailer_fields(event.headers)
             if len(fields) > self._limits.max_fields:
-                self._too_many(fields, "trailer section")
+                self._too_many("trailer section")
         except RemoteProtocolError as exc:
             body.fail(exc)
             self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
             return
         body.trailers.extend(fields)
 
-    def _too_many(self, fields: list[Header], what: str) -> None:
+    def _too_many(self, what: str) -> None:
         """The size of a field block is bounded by SETTINGS_MAX_HEADER_LIST_SIZE (the decoder
         refuses a larger one); its number of fields, here."""
         raise RemoteProtocolError(f"the {what} has more than {self._limits.max_fields} fields")

@@ -235,11 +235,8 @@ def _answer_early(status: bytes, then: str, body: bytes = b"") -> Callable[[Conn
     (the socket stays open, unread) or "reset"."""
 
     def script(conn: Conn) -> None:
-        while b"\r\n\r\n" not in conn._buffer:
-            data = conn._recv()
-            if not data:
-                return
-            conn._buffer += data
+        if conn.read_head() is None:
+            return
         conn.send(b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         getattr(conn, then)()
 
@@ -289,8 +286,8 @@ async def test_an_early_response_is_returned_without_a_reset_racing_it(scripted)
     received = threading.Event()
 
     def script(conn: Conn) -> None:
-        while b"\r\n\r\n" not in conn._buffer:
-            conn._buffer += conn._recv()
+        if conn.read_head() is None:
+            return
         conn.send(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
         conn.wait(received)
         conn.reset()

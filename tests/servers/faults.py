@@ -27,14 +27,21 @@ class Conn:
         self._buffer = b""
         self.requests: list[bytes] = []
 
-    def read_request(self) -> bytes | None:
-        """Read one request head (and its Content-Length or chunked body); None at EOF."""
+    def read_head(self) -> bytes | None:
+        """Read one request head, without its body (what follows stays unread); None at EOF."""
         while b"\r\n\r\n" not in self._buffer:
             data = self._recv()
             if not data:
                 return None
             self._buffer += data
         head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
+        return head
+
+    def read_request(self) -> bytes | None:
+        """Read one request head (and its Content-Length or chunked body); None at EOF."""
+        head = self.read_head()
+        if head is None:
+            return None
         lower = head.lower()
         body = b""
         if b"\r\ncontent-length:" in lower:
