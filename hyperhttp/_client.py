@@ -16,12 +16,12 @@ from ._auth import Auth, to_auth, url_auth
 from ._compat import json_dumps
 from ._cookies import Cookies, CookiesInput
 from ._decoders import accept_encoding
-from ._headers import Headers, HeadersInput, encode_header_lines
+from ._headers import Headers, HeadersInput, check_header_name, check_header_value
 from ._models import BodyLimits, Response
-from ._multipart import MultipartEncoder, stream_for
+from ._multipart import MultipartEncoder
 from ._redirects import discard, redirect_request
-from ._request import Request, RequestContent, body_framing, frame_body, method_bytes
-from ._timeout import Timeout, TimeoutTypes, to_timeout
+from ._request import Request, RequestContent, classify, frame_body, method_bytes
+from ._timeout import TimeoutTypes, to_timeout
 from ._transport import Transport
 from ._url import URL, QueryParams
 from ._version import __version__
@@ -33,13 +33,15 @@ from .exceptions import (
 from .net.dns import Resolver
 from .net.pool import ConnectionPool
 from .net.tls import create_ssl_context
+from .proto.base import FieldBlock
 
 __all__ = ["Client", "CookiesInput"]
 
 _UNSET: Any = object()
 _URL_CACHE_MAX = 4096
-_FORM = b"Content-Type: application/x-www-form-urlencoded\r\n"
-_JSON = b"Content-Type: application/json\r\n"
+_FORM = (b"Content-Type", b"application/x-www-form-urlencoded")
+_JSON = (b"Content-Type", b"application/json")
+_NO_FIELDS: list[tuple[bytes, bytes]] = []  # shared, never changed
 
 
 def _not_yet(name: str, issue: str) -> NotImplementedError:
@@ -135,7 +137,7 @@ class Client:
             defaults.update(headers)
         self.headers = defaults
         self.cookies = Cookies(cookies)
-        self._default_lines = self._encode_defaults()
+        self._defaults = self._default_block()
         limits = BodyLimits(max_response_size, max_decompressed_size, max_decompression_ratio)
         self._limits = limits if limits.active else None
 
@@ -167,13 +169,15 @@ class Client:
         URL(base_url)  # validates: scheme and host are required
         return str(base_url).rstrip("/")
 
-    def _encode_defaults(self) -> bytes:
-        """The Client's default fields as encoded lines, validated once."""
-        pairs = [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in self.headers.multi_items()
-        ]
-        return encode_header_lines(pairs)
+    def _default_block(self) -> FieldBlock:
+        """The Client's default fields, checked once; each wire format encodes them once."""
+        pairs = []
+        for name, value in self.headers.multi_items():
+            raw_name, raw_value = name.encode("latin-1"), value.encode("latin-1")
+            check_header_name(raw_name)
+            check_header_value(raw_name, raw_value)
+            pairs.append((raw_name, raw_value.strip(b" \t")))
+        return FieldBlock(pairs)
 
     # -- redirects, auth, cookies and hooks -----------------------------------------------
 
@@ -400,7 +404,7 @@ class Client:
         body: bytes | bytearray | memoryview | None = None
         stream: Iterable[bytes] | AsyncIterable[bytes] | None = None
         length: int | None = None  # of a stream, when known: sent as Content-Length
-        content_type = b""
+        content_type: tuple[bytes, bytes] | None = None
         if files is not None:
             if content is not None or json is not _UNSET:
                 raise TypeError("files= goes with data= only, not with content= or json=")
@@ -409,21 +413,9 @@ class Client:
         if content is not None:
             if json is not _UNSET or data is not None:
                 raise TypeError("pass only one of content=, data= and json=")
-            if isinstance(content, (bytes, bytearray, memoryview)):
-                body = content
-            elif isinstance(content, str):
-                body = content.encode("utf-8")
-            elif (special := stream_for(content)) is not None:
-                stream, length, implied_type = special
-                if implied_type is not None:
-                    content_type = b"Content-Type: %s\r\n" % implied_type.encode("latin-1")
-            elif hasattr(content, "__aiter__") or hasattr(content, "__iter__"):
-                stream = content
-            else:
-                raise TypeError(
-                    "content must be bytes, a file or an iterable of bytes, "
-                    f"not {type(content).__name__}"
-                )
+            body, stream, length, implied_type = classify(content)
+            if implied_type is not None:
+                content_type = (b"Content-Type", implied_type.encode("latin-1"))
         elif json is not _UNSET:
             if data is not None:
                 raise TypeError("pass only one of content=, data= and json=")
@@ -445,61 +437,42 @@ class Client:
 
         request_timeout = self.timeout if timeout is _UNSET else to_timeout(timeout)
         if headers is None and cookies is None:
-            lines = b"".join(
-                (
-                    b"Host: ",
-                    url_obj.host_header,
-                    b"\r\n",
-                    self._default_lines,
-                    content_type,
-                    body_framing(method, body, stream, length),
-                )
-            )
+            chunked, stream_length, framing = frame_body(method, body, stream, length)
+            own = _NO_FIELDS
+            if content_type is not None:
+                own = [content_type, framing] if framing is not None else [content_type]
+            elif framing is not None:
+                own = [framing]
             return Request.prepared(
-                method, method_b, url_obj, lines, body, stream, request_timeout, length
+                method,
+                method_b,
+                url_obj,
+                self._defaults,
+                own,
+                body,
+                stream,
+                request_timeout,
+                chunked,
+                stream_length,
+                length,
             )
-        return self._merged_request(
-            method,
-            method_b,
-            url_obj,
-            headers,
-            cookies,
-            body,
-            stream,
-            content_type,
-            request_timeout,
-            length,
-        )
-
-    def _merged_request(
-        self,
-        method: str,
-        method_b: bytes,
-        url: URL,
-        headers: HeadersInput,
-        cookies: CookiesInput,
-        body: bytes | bytearray | memoryview | None,
-        stream: Iterable[bytes] | AsyncIterable[bytes] | None,
-        content_type: bytes,
-        timeout: Timeout,
-        length: int | None = None,
-    ) -> Request:
-        """The slow path: per-request headers or cookies merged over the Client's defaults."""
-        merged = Headers([("Host", url.host_header.decode("ascii"))])
+        merged = Headers([("Host", url_obj.host_header.decode("ascii"))])
         merged.update(self.headers)
-        if content_type:
-            name, _, value = content_type.rstrip(b"\r\n").partition(b": ")
-            merged[name.decode()] = value.decode()
+        if content_type is not None:
+            merged[content_type[0].decode()] = content_type[1].decode()
         if headers is not None:
             merged.update(headers)
         if "cookie" not in merged and cookies:
             items = cookies.items() if isinstance(cookies, (Mapping, Cookies)) else cookies
             merged["Cookie"] = _cookie_header(dict(items))
-        chunked, stream_length = frame_body(method, body, stream, length, merged)
-        lines = encode_header_lines(merged.raw)
-        return Request.prepared(
-            method, method_b, url, lines, body, stream, timeout, stream_length, chunked, length
+        request = Request.prepared(
+            method, method_b, url_obj, self._defaults, _NO_FIELDS, body, stream, request_timeout
         )
+        request._headers = merged
+        request.stream_size = length
+        request.check()  # framing and fields: the caller's may be refused here already
+        request._headers = None  # ``fields`` is what is sent, until someone asks for headers
+        return request
 
     def _url(self, url: str | URL, params: QueryParams) -> URL:
         """The absolute URL for ``url`` (joined to base_url when relative), cached per string."""

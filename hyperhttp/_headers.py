@@ -12,7 +12,7 @@ from typing import Iterable, Iterator, Mapping, MutableMapping, Sequence, Tuple,
 
 from .exceptions import LocalProtocolError
 
-__all__ = ["Headers", "HeadersInput", "encode_header_lines", "check_header_value"]
+__all__ = ["Headers", "HeadersInput", "check_header_name", "check_header_value"]
 
 HeaderPair = Tuple[Union[str, bytes], Union[str, bytes]]
 HeadersInput = Union[
@@ -64,16 +64,6 @@ def check_header_value(name: bytes, value: bytes) -> None:
     """Refuse CR, LF and NUL in a field value: they would split or smuggle a message (RFC 9110 5.5)."""
     if b"\r" in value or b"\n" in value or b"\0" in value:
         raise LocalProtocolError(f"invalid header value for {name.decode('latin-1')!r}: {value!r}")
-
-
-def encode_header_lines(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """Validate raw pairs and render them as ``Name: value\\r\\n`` lines."""
-    parts = []
-    for name, value in pairs:
-        check_header_name(name)
-        check_header_value(name, value)
-        parts.append(b"%s: %s\r\n" % (name, value.strip(b" \t")))
-    return b"".join(parts)
 
 
 class Headers(MutableMapping[str, str]):

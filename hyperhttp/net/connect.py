@@ -203,7 +203,7 @@ async def open_connection(
             f"TLS handshake with {where} timed out after {timeout}s",
             TLSHandshakeTimeout,
         ):
-            transport, protocol = await loop.create_connection(
+            _, protocol = await loop.create_connection(
                 protocol_factory,
                 sock=sock,
                 ssl=ssl_context,
@@ -220,14 +220,6 @@ async def open_connection(
         if ssl_context is None:
             raise ConnectError(f"could not connect to {where}: {_reason(exc)}") from exc
         raise TLSError(f"TLS handshake with {where} failed: {_reason(exc)}") from exc
-    if ssl_context is not None:
-        ssl_object = transport.get_extra_info("ssl_object")
-        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        if alpn not in (None, "http/1.1", "h2"):
-            transport.abort()
-            raise TLSError(
-                f"{where} negotiated {alpn!r} through ALPN, which hyperhttp cannot speak"
-            )
     return protocol
 
 

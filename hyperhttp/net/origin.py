@@ -1,4 +1,4 @@
-"""What the pool keeps for one origin, and a request waiting for a connection."""
+"""What the pool keeps for one origin, for one connection, and for a request waiting."""
 
 from __future__ import annotations
 
@@ -7,10 +7,23 @@ from collections import deque
 from typing import Any
 
 from .._url import URL
-from ..proto.h1 import H1Connection
-from ..proto.h2 import H2Connection
+from ..proto.base import Connection
 
-__all__ = ["Origin", "Waiter", "is_empty"]
+__all__ = ["Held", "Origin", "Waiter", "is_empty"]
+
+
+class Held:
+    """The pool's record of one connection: the connection (set once it is connected), its
+    origin (None once the pool is done with it: later reports are ignored) and since when it
+    has been idle (0.0: it is not)."""
+
+    __slots__ = ("connection", "origin", "idle_since")
+
+    connection: Connection
+
+    def __init__(self) -> None:
+        self.origin: Origin | None = None
+        self.idle_since = 0.0
 
 
 def is_empty(origin: Origin) -> bool:
@@ -51,21 +64,21 @@ class Origin:
         self.host = host
         self.port = port
         self.tls = scheme == "https"
-        self.idle: deque[H1Connection] = deque()
-        self.connections: set[Any] = set()  # H1Connection or H2Connection
+        self.idle: deque[Held] = deque()  # idle connections of one request at a time
+        self.connections: set[Held] = set()
         self.connecting = 0
         self.waiters: deque[Waiter] = deque()
         self.waiting = 0
         self.requests = 0
         # HTTP/2 connections that take new streams; ``http2`` is None while it may be spoken
         # here but no connection has told yet, then what ALPN (or prior knowledge) gave.
-        self.shared: list[H2Connection] = []
+        self.shared: list[Held] = []
         self.http2: bool | None = None if http2 else False
 
     def stats(self) -> dict[str, int]:
         """connections (open or opening), idle, in_use (= active), connecting, waiting, requests;
         for an origin that speaks HTTP/2 also streams (open) and max_streams (allowed)."""
-        idle = len(self.idle) + sum(1 for c in self.shared if c.in_use == 0)
+        idle = len(self.idle) + sum(1 for h in self.shared if h.connection.in_use == 0)
         in_use = len(self.connections) - idle
         entry = {
             "connections": len(self.connections) + self.connecting,
@@ -77,8 +90,9 @@ class Origin:
             "requests": self.requests,
         }
         if self.http2:
-            entry["streams"] = sum(c.in_use for c in self.connections if c.multiplexed)
-            entry["max_streams"] = sum(c.max_streams for c in self.shared)
+            entries = [h.connection for h in self.connections if h.connection.multiplexed]
+            entry["streams"] = sum(c.in_use for c in entries)
+            entry["max_streams"] = sum(h.connection.capacity for h in self.shared)
         return entry
 
 

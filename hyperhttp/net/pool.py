@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ssl
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -23,23 +24,14 @@ from .._models import Response, received_response
 from .._request import Request
 from .._transport import Transport
 from .._url import URL
-from ..exceptions import (
-    PoolClosed,
-    PoolTimeout,
-    ReadError,
-    RemoteProtocolError,
-    StreamNotProcessed,
-)
-from ..proto.h1 import ConnectionNotAvailable, H1Connection, HeadLimits, encode_request_head
-from ..proto.h2 import H2Connection, Negotiator, request_headers
-from .connect import open_connection
-from .dns import AiodnsResolver, Resolver
-from .origin import Origin, Waiter, is_empty
-from .tls import create_ssl_context
+from ..exceptions import PoolClosed, PoolTimeout, ReadError, StreamNotProcessed
+from ..proto.base import ConnectionNotAvailable, HeadLimits, StaleConnection
+from .connector import Connector, DirectConnector
+from .dns import Resolver
+from .origin import Held, Origin, Waiter, is_empty
 
 __all__ = ["ConnectionPool"]
 
-_RECEIVE_BUFFER = 256 * 1024
 # Methods that can be replayed after the stale keep-alive race (RFC 9110 section 9.2.2).
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _GRANT = object()  # a waiter's result meaning "capacity is reserved for you: connect"
@@ -51,7 +43,11 @@ _ORIGIN_LIMIT = 1024  # origin records kept before idle ones are pruned
 
 
 class ConnectionPool(Transport):
-    """Keeps connections per origin and hands them to requests."""
+    """Keeps connections per origin and hands them to requests.
+
+    Connections come from ``connector`` (a ``DirectConnector`` built from the other arguments
+    when none is given) and are held through the ``Connection`` interface of proto/base.py only:
+    the pool knows no wire format."""
 
     def __init__(
         self,
@@ -67,6 +63,7 @@ class ConnectionPool(Transport):
         http2_prior_knowledge: bool = False,
         max_header_size: int = 64 * 1024,
         max_headers: int = 100,
+        connector: Connector | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
@@ -75,22 +72,24 @@ class ConnectionPool(Transport):
         self.max_connections = max_connections
         self.max_keepalive_connections = max_keepalive_connections
         self.keepalive_expiry = keepalive_expiry
-        self.connect_timeout = connect_timeout
-        self.happy_eyeballs_delay = happy_eyeballs_delay
-        self._resolver: Resolver = resolver if resolver is not None else AiodnsResolver()
-        # A resolver passed in may be shared with other pools: not ours to close.
-        self._owns_resolver = resolver is None
-        self._ssl_context = ssl_context
+        if connector is None:
+            connector = DirectConnector(
+                resolver=resolver,
+                ssl_context=ssl_context,
+                connect_timeout=connect_timeout,
+                happy_eyeballs_delay=happy_eyeballs_delay,
+                limits=HeadLimits(max_header_size, max_headers),  # each response's head
+            )
+        self.connector: Connector = connector
         self.http2 = http2  # HTTP/2 through ALPN for https (the context must offer "h2")
         self.http2_prior_knowledge = http2_prior_knowledge  # HTTP/2 without TLS for http
-        self._head_limits = HeadLimits(max_header_size, max_headers)  # each response's head
         self._origins: dict[tuple[str, str, int], Origin] = {}
         self._origin_limit = _ORIGIN_LIMIT
         self._total = 0  # open and opening connections, across origins
+        self._idle = 0  # idle connections, across origins (what can make room at the cap)
         # Origins with queued waiters; freed capacity goes to the oldest head among them.
         self._waiting_origins: set[Origin] = set()
         self._arrivals = itertools.count()
-        self._buffer = memoryview(bytearray(_RECEIVE_BUFFER))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._closed = False
@@ -100,9 +99,8 @@ class ConnectionPool(Transport):
     async def handle_async_request(self, request: Request) -> Response:
         if self._closed:
             raise PoolClosed("the client has been closed")
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         url = request.url
         origin = self._origins.get(url.origin)
         if origin is None:
@@ -110,11 +108,8 @@ class ConnectionPool(Transport):
         started = perf_counter()
         # Checked (fields and framing) before a connection or a stream is taken: what a hook, an
         # auth flow or the jar put in the headers may be refused, and must leak nothing.
-        lines = request.header_lines()
+        request.check()
         timeout = request.timeout
-        method = request.method
-        head = b""
-        body = request.content if request.content is not None else request.stream
         retried = False
         fresh = False
         replays = drained = 0  # not-processed replays: failing ones, and after a served GOAWAY
@@ -122,70 +117,36 @@ class ConnectionPool(Transport):
         for attempt in range(self.max_connections + 3 + _REPLAYS + _PROGRESS_REPLAYS):
             if attempt:  # after an await: the record may have been pruned meanwhile
                 origin = self._origins.get(url.origin) or self._new_origin(url)
-            connection: Any = None if fresh else self._take_idle(origin)
-            if connection is None:
-                connection = self._take_stream(origin) if origin.shared else None
-                if connection is None:
-                    connection = await self._acquire(origin, timeout.pool, timeout.connect)
-            if connection.multiplexed:
-                try:
-                    status, version, headers, stream = await connection.send(
-                        request_headers(
-                            request.method_bytes,
-                            b"https" if origin.tls else b"http",
-                            url.target,
-                            lines,
-                        ),
-                        body,
-                        is_head=method == "HEAD",
-                        read_timeout=timeout.read,
-                        write_timeout=timeout.write,
-                        length=request.stream_length,
-                    )
-                except ConnectionNotAvailable:
-                    continue  # GOAWAY or closed before the stream was opened
-                except StreamNotProcessed as exc:
-                    # Not processed, so safe to send again whatever the method (RFC 9113 section
-                    # 8.7), if the body can be sent again.
-                    if exc.progress:  # a server closing connections as it goes is not failing
-                        drained += 1
-                    else:
-                        replays += 1
-                    if replays > _REPLAYS or drained > _PROGRESS_REPLAYS:
-                        raise
-                    if not request.replayable:
-                        exc.args = (f"{exc.args[0]}; its body cannot be sent again: not resent",)
-                        raise
-                    continue
-            else:
-                if not head:
-                    head = encode_request_head(request.method_bytes, url.target, lines)
-                reused = connection.request_count > 0
-                try:
-                    status, version, headers, stream = await connection.send(
-                        head,
-                        body,
-                        is_head=method == "HEAD",
-                        chunked=request.chunked,
-                        read_timeout=timeout.read,
-                        write_timeout=timeout.write,
-                        length=request.stream_length,
-                    )
-                except ConnectionNotAvailable:
-                    continue  # closed while idle; nothing was sent
-                except (RemoteProtocolError, ReadError):
-                    # The stale keep-alive race: the server closed a reused connection just as
-                    # the request went out. Replay once on a new connection if that is safe.
-                    if (
-                        retried
-                        or not reused
-                        or connection.response_started
-                        or method not in _IDEMPOTENT
-                        or not request.replayable
-                    ):
-                        raise
-                    retried = fresh = True
-                    continue
+            held = None if fresh else self._take_idle(origin)
+            if held is None:
+                held = self._take_stream(origin) if origin.shared else None
+                if held is None:
+                    held = await self._acquire(origin, timeout.pool, timeout.connect)
+            try:
+                status, version, headers, stream = await held.connection.send(request, timeout)
+            except ConnectionNotAvailable:
+                continue  # closed, or GOAWAY, before anything was sent
+            except StaleConnection as exc:
+                # The stale keep-alive race: the server closed a reused connection just as the
+                # request went out. Replay once on a new connection if that is safe.
+                error = exc.error
+                if retried or request.method not in _IDEMPOTENT or not request.replayable:
+                    raise error from error.__cause__
+                retried = fresh = True
+                continue
+            except StreamNotProcessed as exc:
+                # Not processed, so safe to send again whatever the method (RFC 9113 section
+                # 8.7), if the body can be sent again.
+                if exc.progress:  # a server closing connections as it goes is not failing
+                    drained += 1
+                else:
+                    replays += 1
+                if replays > _REPLAYS or drained > _PROGRESS_REPLAYS:
+                    raise
+                if not request.replayable:
+                    exc.args = (f"{exc.args[0]}; its body cannot be sent again: not resent",)
+                    raise
+                continue
             origin.requests += 1
             return received_response(
                 status, version, headers, stream, request, perf_counter() - started
@@ -204,12 +165,11 @@ class ConnectionPool(Transport):
                 if not waiter.future.done():
                     waiter.future.set_exception(PoolClosed("the client was closed"))
         for origin in self._origins.values():
-            for connection in list(origin.connections):
-                connection.close()
+            for held in list(origin.connections):
+                held.connection.close()
             origin.idle.clear()
-        close = getattr(self._resolver, "close", None)
-        if close is not None and self._owns_resolver:
-            close()
+        self._idle = 0
+        self.connector.close()
 
     def get_stats(self) -> dict[str, dict[str, int]]:
         """Per origin: see ``Origin.stats``."""
@@ -232,34 +192,50 @@ class ConnectionPool(Transport):
         )
         return origin
 
+    # -- idle bookkeeping ---------------------------------------------------------------------
+
+    def _idle_from(self, held: Held, now: float) -> None:
+        if not held.idle_since:
+            self._idle += 1
+        held.idle_since = now
+        if self._sweep_handle is None and self.keepalive_expiry is not None:
+            assert self._loop is not None
+            self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
+
+    def _busy(self, held: Held) -> None:
+        if held.idle_since:
+            held.idle_since = 0.0
+            self._idle -= 1
+
     # -- acquiring ----------------------------------------------------------------------------
 
-    def _take_idle(self, origin: Origin) -> H1Connection | None:
+    def _take_idle(self, origin: Origin) -> Held | None:
         idle = origin.idle
         while idle:
-            connection = idle.pop()
-            connection.idle_since = 0.0
-            if connection.is_idle:
-                return connection
-            self._retire(connection)  # closing; its connection_lost has not run yet
+            held = idle.pop()
+            self._busy(held)
+            if held.connection.is_idle:
+                return held
+            self._retire(held)  # closing; its connection_lost has not run yet
         return None
 
-    def _take_stream(self, origin: Origin) -> H2Connection | None:
-        """A place on an HTTP/2 connection of the origin, reserved for the caller."""
-        for connection in origin.shared:
+    def _take_stream(self, origin: Origin) -> Held | None:
+        """A place on a multiplexed connection of the origin, reserved for the caller."""
+        for held in origin.shared:
+            connection = held.connection
             if connection.available > 0:
                 connection.reserve()
-                connection.idle_since = 0.0
-                return connection
+                self._busy(held)
+                return held
         return None
 
     async def _acquire(
         self, origin: Origin, pool_timeout: float | None, connect_timeout: float | None
-    ) -> Any:
+    ) -> Held:
         seq = next(self._arrivals)  # the request's place in the queue, whatever it waits for
         while True:
             if origin.http2 is not False and (
-                origin.connecting or any(not c.ready for c in origin.shared)
+                origin.connecting or any(not h.connection.ready for h in origin.shared)
             ):
                 # HTTP/2 may be coming: wait for the one connection being set up rather than
                 # open another (its places are handed out when its SETTINGS arrive).
@@ -272,10 +248,11 @@ class ConnectionPool(Transport):
             if result is _GRANT or result is _GROW:
                 return await self._connect(origin, connect_timeout, result is _GROW)
             if result is not _RETRY:
-                return result
-            connection = self._take_stream(origin) if origin.shared else None
-            if connection is not None:
-                return connection
+                held: Held = result
+                return held
+            held_stream = self._take_stream(origin) if origin.shared else None
+            if held_stream is not None:
+                return held_stream
 
     async def _wait(self, origin: Origin, timeout: float | None, seq: int, room: bool) -> Any:
         """Queue for a connection; ``room``: for room under the global cap (then an idle
@@ -290,8 +267,8 @@ class ConnectionPool(Transport):
             waiters.append(waiter)
         self._waiting_origins.add(origin)
         origin.waiting += 1
-        if room:
-            self._evict_idle_elsewhere(origin)
+        if room and self._idle:
+            self._evict_idle_elsewhere()
         timer = None
         if timeout is not None:
             timer = self._loop.call_later(timeout, self._wait_timed_out, waiter.future, timeout)
@@ -320,16 +297,14 @@ class ConnectionPool(Transport):
                 origin.connecting -= 1
             self._grant_capacity()
         elif result is not _RETRY:
-            if result.multiplexed:
-                result.unreserve()
-            else:
-                self._on_idle(result)
+            result.connection.unreserve()
 
-    def _evict_idle_elsewhere(self, origin: Origin) -> None:
-        """At the global cap, the longest-idle connection (usually of another origin) makes room."""
-        oldest: Any = None
+    def _evict_idle_elsewhere(self) -> None:
+        """At the global cap, the longest-idle connection (of another origin: the waiting one
+        has none, or it would not wait) makes room."""
+        oldest: Held | None = None
         for other in self._origins.values():
-            candidates: list[Any] = [c for c in other.shared if c.in_use == 0 and c.idle_since]
+            candidates = [h for h in other.shared if h.idle_since]
             if other.idle:
                 candidates.append(other.idle[0])
             for candidate in candidates:
@@ -340,41 +315,20 @@ class ConnectionPool(Transport):
 
     async def _connect(
         self, origin: Origin, connect_timeout: float | None, counted: bool = False
-    ) -> Any:
+    ) -> Held:
         """Open a connection; the caller has already reserved its place under the global cap.
 
-        An HTTP/2 connection comes back with a stream reserved for the caller."""
-        loop = self._loop
-        assert loop is not None
-        timeouts = [t for t in (connect_timeout, self.connect_timeout) if t is not None]
+        A multiplexed connection comes back with a place reserved for the caller."""
         if not counted:
             origin.connecting += 1
-        ssl_context = None
-        if origin.tls:
-            if self._ssl_context is None:
-                self._ssl_context = create_ssl_context()
-            ssl_context = self._ssl_context
-        buffer = self._buffer
-        limits = self._head_limits
-
-        def h1() -> H1Connection:
-            return H1Connection(loop, buffer, self._on_idle, self._on_lost, limits)
-
-        def h2() -> H2Connection:
-            return H2Connection(loop, buffer, self._on_idle, self._on_lost, limits)
-
-        factory: Any = h1
-        if origin.http2 is not False:
-            factory = (lambda: Negotiator(h1, h2)) if origin.tls else h2
+        held = Held()
         try:
-            connection = await open_connection(
-                factory,
-                origin.host,
-                origin.port,
-                resolver=self._resolver,
-                ssl_context=ssl_context,
-                timeout=min(timeouts) if timeouts else None,
-                happy_eyeballs_delay=self.happy_eyeballs_delay,
+            connection = await self.connector.connect(
+                origin,
+                http2=origin.http2 is not False,
+                timeout=connect_timeout,
+                on_idle=partial(self._on_idle, held),
+                on_lost=partial(self._on_lost, held),
             )
         except BaseException:
             origin.connecting -= 1
@@ -384,25 +338,24 @@ class ConnectionPool(Transport):
                 self._wake_pending(origin)
             raise
         origin.connecting -= 1
-        if isinstance(connection, Negotiator):
-            connection = connection.protocol
-        connection.pool_key = origin
-        origin.connections.add(connection)
+        held.connection = connection
+        held.origin = origin
+        origin.connections.add(held)
         if self._closed:
             connection.close()
             raise PoolClosed("the client was closed")
         if connection.multiplexed:
             origin.http2 = True
             connection.reserve()
-            origin.shared.append(connection)
+            origin.shared.append(held)
             if connection.available > 0:  # its SETTINGS came already
-                self._on_idle(connection)
+                self._on_idle(held)
         elif origin.http2 is None:
             origin.http2 = False  # the server chose HTTP/1.1
             self._wake_pending(origin)
         if connection.is_closed:  # lost before it was ours: its report was not heard
-            self._on_lost(connection)
-        return connection
+            self._on_lost(held)
+        return held
 
     def _wake_pending(self, origin: Origin) -> None:
         """What the waiters of an HTTP/2-capable origin counted on (a connection being set up,
@@ -413,44 +366,45 @@ class ConnectionPool(Transport):
 
     # -- connections reporting back --------------------------------------------------------
 
-    def _on_idle(self, connection: Any) -> None:
-        """A response completed and the connection may be reused (for HTTP/2: a stream ended,
-        or the server's SETTINGS allowed more streams)."""
-        origin: Origin | None = connection.pool_key
+    def _on_idle(self, held: Held) -> None:
+        """A response completed and the connection may be reused (for a multiplexed one: a
+        stream ended, or the server's SETTINGS allowed more streams)."""
+        origin = held.origin
         if origin is None:
             return
-        if connection.multiplexed:
-            self._serve_streams(origin, connection)
+        if held.connection.multiplexed:
+            self._serve_streams(origin, held)
             return
         rival = None
         if self._waiting_origins:  # (nobody waits anywhere: the common case, nothing to look at)
-            waiter = self._next_waiter(origin)
-            rival = self._rival(origin)
+            waiters = origin.waiters
+            if self._total >= self.max_connections and not (
+                len(self._waiting_origins) == 1 and origin in self._waiting_origins
+            ):
+                rival = self._oldest_waiter(origin)
+            waiter = self._next_waiter(origin) if waiters else None
             if waiter is not None and (rival is None or waiter.seq < rival.seq):
-                origin.waiters.popleft()
-                if not origin.waiters:
+                # Straight to the next waiter of the origin: it sends on this connection.
+                waiters.popleft()
+                if not waiters:
                     self._waiting_origins.discard(origin)
-                waiter.future.set_result(connection)
+                waiter.future.set_result(held)
                 return
-        if self._closed:
-            self._discard(connection)
-            return
-        if rival is not None:
+        if self._closed or rival is not None:
             # At the cap, waiters are served in arrival order across origins: the oldest is
             # another origin's, so this connection closes to make room for it.
-            self._discard(connection)
+            self._discard(held)
             return
         idle = origin.idle
         if len(idle) >= self.max_keepalive_connections:
-            self._discard(connection)
+            self._discard(held)
             return
         assert self._loop is not None
-        connection.idle_since = self._loop.time()
-        idle.append(connection)
-        if self._sweep_handle is None and self.keepalive_expiry is not None:
-            self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
+        self._idle_from(held, self._loop.time())
+        idle.append(held)
 
-    def _serve_streams(self, origin: Origin, connection: H2Connection) -> None:
+    def _serve_streams(self, origin: Origin, held: Held) -> None:
+        connection = held.connection
         waiters = origin.waiters
         rival = self._rival(origin)
         while connection.available > 0 and (waiter := self._next_waiter(origin)) is not None:
@@ -461,13 +415,14 @@ class ConnectionPool(Transport):
                 return
             waiters.popleft()
             connection.reserve()
-            waiter.future.set_result(connection)
+            self._busy(held)
+            waiter.future.set_result(held)
         if not waiters:
             self._waiting_origins.discard(origin)
         elif (
             not origin.connecting
             and self._total < self.max_connections
-            and not any(c.available > 0 or not c.ready for c in origin.shared)
+            and not any(h.connection.available > 0 or not h.connection.ready for h in origin.shared)
         ):
             # Every stream is taken and requests queue: the first of them opens a connection
             # (one at a time; those behind it get places when its SETTINGS arrive).
@@ -480,11 +435,9 @@ class ConnectionPool(Transport):
                     break
         if connection.in_use == 0 and self._loop is not None:
             if rival is not None:
-                self._discard(connection)  # another origin waits for room: make it
+                self._discard(held)  # another origin waits for room: make it
                 return
-            connection.idle_since = self._loop.time()
-            if self._sweep_handle is None and self.keepalive_expiry is not None:
-                self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
+            self._idle_from(held, self._loop.time())
 
     def _next_waiter(self, origin: Origin) -> Waiter | None:
         """The origin's longest-waiting live waiter (served or cancelled ones are dropped; an
@@ -520,47 +473,50 @@ class ConnectionPool(Transport):
                 break  # an origin's waiters are in arrival order
         return oldest
 
-    def _on_lost(self, connection: Any) -> None:
+    def _on_lost(self, held: Held) -> None:
         """The connection can serve no more requests; once its socket is gone, its place is free.
 
         The connection reports twice: when it stops being usable (it leaves the stats at once)
         and from ``connection_lost``, which asyncio calls just before closing the socket. Only
         then does a waiter get its place, so the cap holds for sockets, not only for objects.
         """
-        if connection.pool_key is None:
+        origin = held.origin
+        if origin is None:
             return
-        self._retire(connection)
+        connection = held.connection
+        self._retire(held)
         if connection.multiplexed:
-            origin = connection.pool_key
             self._wake_pending(origin)
             if not connection.socket_closed:
                 return  # draining after GOAWAY: still a socket under the cap
-            origin.connections.discard(connection)
+            origin.connections.discard(held)
         if connection.socket_closed:
-            connection.pool_key = None
+            held.origin = None
             self._total -= 1
             self._grant_capacity()
 
-    def _retire(self, connection: Any) -> None:
+    def _retire(self, held: Held) -> None:
         """Take a connection out of the idle set and the counts; it is not handed out again."""
-        origin: Origin = connection.pool_key
-        if connection.multiplexed:
-            if connection in origin.shared:
-                origin.shared.remove(connection)
+        origin = held.origin
+        assert origin is not None
+        was_idle = held.idle_since
+        self._busy(held)
+        if held.connection.multiplexed:
+            if held in origin.shared:
+                origin.shared.remove(held)
             return
-        if connection.idle_since:
-            connection.idle_since = 0.0
+        if was_idle:
             try:
-                origin.idle.remove(connection)
+                origin.idle.remove(held)
             except ValueError:
                 pass
-        origin.connections.discard(connection)
+        origin.connections.discard(held)
 
-    def _discard(self, connection: Any) -> None:
+    def _discard(self, held: Held) -> None:
         """Close a connection the pool no longer wants (its place frees when the socket is gone)."""
-        if connection.pool_key is not None:
-            self._retire(connection)
-        connection.close()
+        if held.origin is not None:
+            self._retire(held)
+        held.connection.close()
 
     def _grant_capacity(self) -> None:
         """Room under the global cap: the oldest waiter for room (of any origin) may connect."""
@@ -586,12 +542,12 @@ class ConnectionPool(Transport):
             while idle and now - idle[0].idle_since >= expiry:
                 self._discard(idle[0])
             dues = [idle[0].idle_since + expiry] if idle else []
-            for connection in list(origin.shared):
-                if connection.in_use == 0 and connection.idle_since:
-                    if now - connection.idle_since >= expiry:
-                        self._discard(connection)
+            for held in list(origin.shared):
+                if held.idle_since:
+                    if now - held.idle_since >= expiry:
+                        self._discard(held)
                     else:
-                        dues.append(connection.idle_since + expiry)
+                        dues.append(held.idle_since + expiry)
             if dues:
                 due = min(dues)
                 next_due = due if next_due is None else min(next_due, due)

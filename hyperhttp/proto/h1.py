@@ -28,9 +28,8 @@ upload and is returned; the connection is closed once that response is complete.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from contextlib import aclosing
-from typing import Any, AsyncIterable, Callable, Iterable, Union
+from typing import Any
 
 import httptools
 
@@ -38,33 +37,35 @@ from ..exceptions import (
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
-    TLSError,
     WriteError,
     WriteTimeout,
+)
+from .base import (
+    DEFAULT_HEAD_LIMITS,
+    Callback,
+    ConnectionNotAvailable,
+    HeadLimits,
+    OutgoingRequest,
+    RequestBody,
+    ResponseHead,
+    StaleConnection,
+    Timeouts,
+    lost_error,
 )
 from .deadline import LazyTimer
 from .h1_feed import (
     BODY,
     CLOSED,
-    DEFAULT_HEAD_LIMITS,
     IDLE,
     VERSIONS,
     WAITING,
-    HeadLimits,
     ParserFeed,
     keep_alive_from_fields,
 )
 from .sending import DeclaredLength, WriteFlow, pieces
 from .stream import BodyStream
 
-__all__ = [
-    "H1Connection",
-    "ConnectionNotAvailable",
-    "HeadLimits",
-    "ResponseHead",
-    "encode_chunk",
-    "encode_request_head",
-]
+__all__ = ["H1Connection", "encode_chunk", "encode_request_head"]
 
 # Bodies up to this size are appended to the head and written with it in one call.
 _COALESCE_LIMIT = 64 * 1024
@@ -72,20 +73,29 @@ _COALESCE_LIMIT = 64 * 1024
 _WRITE_SLICE = 256 * 1024
 _LAST_CHUNK = b"0\r\n\r\n"
 
-RequestBody = Union[bytes, bytearray, memoryview, Iterable[bytes], AsyncIterable[bytes], None]
-ResponseHead = tuple[int, str, list[tuple[bytes, bytes]], BodyStream]
 
+def encode_request_head(request: OutgoingRequest) -> bytes:
+    """Request line and fields (RFC 9112 section 3), ending with the empty line.
 
-class ConnectionNotAvailable(Exception):
-    """Internal: the connection closed while idle, before any byte of the request was written.
-
-    The pool catches it and takes another connection; it never reaches the caller.
-    """
-
-
-def encode_request_head(method: bytes, target: bytes, header_lines: bytes) -> bytes:
-    """Request line and fields (RFC 9112 section 3), ending with the empty line."""
-    return b"".join((method, b" ", target, b" HTTP/1.1\r\n", header_lines, b"\r\n"))
+    The lines of a block shared by many requests (a Client's defaults) are encoded once, and
+    kept on the block."""
+    host, block, own = request.fields
+    shared = block.h1
+    if shared is None:
+        shared = block.h1 = b"".join([b"%s: %s\r\n" % pair for pair in block.pairs])
+    return b"".join(
+        (
+            request.method_bytes,
+            b" ",
+            request.target,
+            b" HTTP/1.1\r\nHost: ",
+            host,
+            b"\r\n",
+            shared,
+            b"".join([b"%s: %s\r\n" % pair for pair in own]) if own else b"",
+            b"\r\n",
+        )
+    )
 
 
 def encode_chunk(data: bytes | bytearray | memoryview) -> bytes:
@@ -97,6 +107,8 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
     """One HTTP/1.1 connection: sends a request, parses its response, then is reusable."""
 
     multiplexed = False  # one request at a time (HTTP/2 connections say True)
+    capacity = 1
+    ready = True
 
     __slots__ = (
         "_loop",
@@ -118,17 +130,16 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         "_on_lost",
         "_read_timeout",
         "socket_closed",
-        "request_count",
-        "pool_key",
-        "idle_since",
+        "_served",
+        "_draining",
     )
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         buffer: memoryview,
-        on_idle: Callable[[H1Connection], None],
-        on_lost: Callable[[H1Connection], None],
+        on_idle: Callback,
+        on_lost: Callback,
         limits: HeadLimits = DEFAULT_HEAD_LIMITS,
     ) -> None:
         self._loop = loop
@@ -166,11 +177,10 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         self._relaxed = False
         self._holding = False
         self._pending = b""
-        self.response_started = False
+        self._response_started = False
         self.socket_closed = False
-        self.request_count = 0
-        self.pool_key: Any = None
-        self.idle_since = 0.0
+        self._served = 0  # requests sent on this connection
+        self._draining = False
 
     # -- state seen by the owner --------------------------------------------------------------
 
@@ -183,8 +193,32 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         return self._state == IDLE
 
     @property
+    def available(self) -> int:
+        """1 while the connection can take a request, else 0."""
+        return 1 if self._state == IDLE else 0
+
+    @property
+    def in_use(self) -> int:
+        return 0 if self._state == IDLE else 1
+
+    @property
     def http_version(self) -> str:
         return "HTTP/1.1"
+
+    def reserve(self) -> None:
+        """Nothing to count: an idle connection is handed to one request at a time."""
+
+    def unreserve(self) -> None:
+        """Handed out but not used: the owner may hand it out again."""
+        if self._state == IDLE:
+            self._on_idle()
+
+    def drain(self) -> None:
+        """Close once the request in flight is done (now, when there is none)."""
+        if self._state == IDLE:
+            self.close()
+        else:
+            self._draining = True  # closes the connection when the response completes
 
     def close(self) -> None:
         """Close now; whatever is in flight fails."""
@@ -204,44 +238,42 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
 
     # -- sending ------------------------------------------------------------------------------
 
-    async def send(
-        self,
-        head: bytes,
-        body: RequestBody,
-        *,
-        is_head: bool,
-        chunked: bool,
-        read_timeout: float | None,
-        write_timeout: float | None,
-        length: int | None = None,
-    ) -> ResponseHead:
+    async def send(self, request: OutgoingRequest, timeout: Timeouts) -> ResponseHead:
         """Write one request and wait for its response head.
 
-        ``head`` is the request line and fields, ending with the blank line. A ``bytes``-like
-        ``body`` up to 64 KiB goes out with the head in one write; larger ones in memoryview
-        slices; iterables piece by piece. With ``chunked`` every body (bytes included, and no
-        body at all) is sent chunk-framed. An iterable sent with a Content-Length of ``length``
-        must produce exactly that many bytes, or the request fails with LocalProtocolError and
-        the connection is dropped.
+        A ``bytes``-like body up to 64 KiB goes out with the head in one write; larger ones in
+        memoryview slices; iterables piece by piece. A ``chunked`` request sends every body
+        (bytes included, and no body at all) chunk-framed. An iterable sent with a
+        Content-Length of ``stream_length`` must produce exactly that many bytes, or the request
+        fails with LocalProtocolError and the connection is dropped.
 
         A response whose head arrives while the body is still being sent ends the upload: it is
         returned (what curl and browsers do), and the connection is closed once it is complete.
+
+        Raises ConnectionNotAvailable when the connection closed before anything was written,
+        and StaleConnection (carrying the error) when a reused connection failed before any byte
+        of the response came.
         """
         transport = self._transport
         if self._state != IDLE or transport is None or transport.is_closing():
             raise ConnectionNotAvailable()
+        head = encode_request_head(request)
+        content = request.content
+        body: RequestBody = content if content is not None else request.stream
+        chunked = request.chunked
+        read_timeout = timeout.read
         if self._parser_stale:
             self._parser = httptools.HttpResponseParser(self)
             self._parser_stale = False
         self._state = WAITING
         self._exchange = exchange = self._exchange + 1
-        self._is_head = is_head
+        self._is_head = request.method_bytes == b"HEAD"
         self._interim = False
         self._keep_alive = True
         self._heads = 0
         self._relaxed = False
-        self.response_started = False
-        self.request_count += 1
+        self._response_started = False
+        self._served = served = self._served + 1
         self._read_timeout = read_timeout
         self._deadline = 0.0  # armed once the request is written
         waiter = self._waiter = self._loop.create_future()
@@ -256,7 +288,7 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
             else:
                 self._body_unsent = True
                 transport.write(head)
-                if await self._write_body(body, chunked, write_timeout, length):
+                if await self._write_body(body, chunked, timeout.write, request.stream_length):
                     self._body_unsent = False
             if read_timeout is not None and not waiter.done():
                 # The deadline for the response head: see proto/deadline.py.
@@ -282,6 +314,12 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
                 # Abandoned or failed mid-flight (or a head that nobody will read): the
                 # connection's state is unknown, so it is dropped.
                 self.abort()
+            if (
+                served > 1
+                and not self._response_started
+                and isinstance(exc, (RemoteProtocolError, ReadError))
+            ):
+                raise StaleConnection(exc) from exc
             raise
 
     async def _write_body(
@@ -395,7 +433,7 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         if self._state != CLOSED:
             self._fail(self._lost_error(exc))
         self._flow.fail(WriteError(f"connection lost while sending the request: {exc}"))
-        self._on_lost(self)
+        self._on_lost()
 
     def _lost_error(self, exc: Exception | None) -> Exception:
         if self._state == BODY and self._stream is not None:
@@ -407,12 +445,7 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
             message = "server disconnected without sending a response"
         else:
             message = "connection closed"
-        if exc is None:
-            return RemoteProtocolError(message)
-        if isinstance(exc, ssl.SSLError):  # an alert from the server, e.g. a refused client cert
-            reason = exc.reason.lower().replace("_", " ") if exc.reason else str(exc)
-            return TLSError(f"{message}: TLS failure: {reason}")
-        return ReadError(f"{message}: {exc}")
+        return lost_error(message, exc)
 
     # -- httptools callbacks ------------------------------------------------------------------
 
@@ -481,10 +514,10 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         if self._chunked:
             self._chunked = False
             self._events.clear()
-        if not self._keep_alive or self._body_unsent:
+        if not self._keep_alive or self._body_unsent or self._draining:
             self._state = CLOSED
             self._transport.close()
-            self._on_lost(self)
+            self._on_lost()
         else:
             if self._reading_paused:
                 # The body is complete and belongs to its reader now; an idle connection must
@@ -502,7 +535,7 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
             self._stream = None
             self._state = CLOSED
             stream.finish()
-            self._on_lost(self)
+            self._on_lost()
 
     def _close_delimited(self) -> bool:
         for name, value in self._headers:
@@ -538,7 +571,7 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
             self._stream = None
             stream.fail(exc)
         if previous != CLOSED:
-            self._on_lost(self)
+            self._on_lost()
 
     # -- StreamOwner --------------------------------------------------------------------------
 

@@ -18,15 +18,14 @@ import httptools
 
 from ..exceptions import RemoteProtocolError
 from . import lenient
+from .base import HeadLimits
 
 __all__ = [
     "BODY",
     "CLOSED",
-    "DEFAULT_HEAD_LIMITS",
     "IDLE",
     "VERSIONS",
     "WAITING",
-    "HeadLimits",
     "ParserFeed",
     "keep_alive_from_fields",
 ]
@@ -41,25 +40,6 @@ VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "0.9": "HTTP/0.9"}
 _RESUME_PRIMER = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
-class HeadLimits:
-    """How large a response head (or a trailer section) may be, and how many fields it may have.
-
-    httptools reads a head for as long as it keeps coming; these bound it (and the memory it
-    takes) whatever the server sends: past either, RemoteProtocolError and the connection closes.
-    """
-
-    __slots__ = ("max_size", "max_fields")
-
-    def __init__(self, max_size: int = 64 * 1024, max_fields: int = 100) -> None:
-        if max_size < 1 or max_fields < 1:
-            raise ValueError("the response head limits must be at least 1")
-        self.max_size = max_size
-        self.max_fields = max_fields
-
-
-DEFAULT_HEAD_LIMITS = HeadLimits()
-
-
 class ParserFeed:
     """The parser-facing half of an HTTP/1.1 connection: a mixin of ``H1Connection``, holding
     the parser's state (its slots are the connection's)."""
@@ -71,7 +51,7 @@ class ParserFeed:
         "_fields",
         "_read_size",
         "_release_pending",
-        "response_started",
+        "_response_started",
         "_keep_alive",
         "_heads",
         "_head_carry",
@@ -90,7 +70,7 @@ class ParserFeed:
     _limits: HeadLimits
     _fields: list[tuple[bytes, bytes]]  # where on_header puts a field: the head's, then trailers
     _read_size: int  # of the read being parsed
-    response_started: bool  # a byte of the response arrived (the pool's stale keep-alive test)
+    _response_started: bool  # a byte of the response arrived (see StaleConnection)
     _release_pending: bool  # the response completed: hand the connection back after this read
     _keep_alive: bool
     # What a lenient re-parse needs to know of what was fed (set up by the connection per request):
@@ -109,7 +89,7 @@ class ParserFeed:
     _headers: list[tuple[bytes, bytes]]
     _buffer: memoryview
     _stream: Any
-    _on_idle: Callable[[Any], None]
+    _on_idle: Callable[[], None]
 
     def _protocol_error(self, message: str) -> None:
         raise NotImplementedError
@@ -133,7 +113,7 @@ class ParserFeed:
         if state == IDLE or state == CLOSED:
             self._unexpected_data()
             return
-        self.response_started = True
+        self._response_started = True
         data = self._buffer[:nbytes]
         if self._holding:
             self._feed_lenient(bytes(data))
@@ -164,7 +144,7 @@ class ParserFeed:
         if self._release_pending:  # the response is complete: the connection may serve again
             self._release_pending = False
             if self._state == IDLE:
-                self._on_idle(self)
+                self._on_idle()
 
     def _head_read(self, data: Any) -> None:
         """The head goes on in the next read: keep what came (a lenient re-parse needs it),

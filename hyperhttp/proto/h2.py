@@ -26,15 +26,11 @@ each of h2's events does to the streams is in h2_events.py.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from contextlib import aclosing
 from typing import Any, Callable
 
-import h2.config
-import h2.connection
 import h2.events
 import h2.exceptions
-import h2.settings
 from h2.errors import ErrorCodes
 
 from ..exceptions import (
@@ -42,26 +38,29 @@ from ..exceptions import (
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
-    TLSError,
+    StreamNotProcessed,
     WriteError,
 )
-from . import _hpack
-from .deadline import LazyTimer
-from .h1 import ConnectionNotAvailable, RequestBody, ResponseHead
-from .h1_feed import DEFAULT_HEAD_LIMITS, HeadLimits
-from .h2_events import H2Events
-from .h2_streams import (
-    H2Body,
-    LeanH2Connection,
-    Negotiator,
-    StreamNotProcessed,
-    StreamState,
-    request_headers,
+from .base import (
+    DEFAULT_HEAD_LIMITS,
+    Callback,
+    ConnectionNotAvailable,
+    HeadLimits,
+    OutgoingRequest,
+    RequestBody,
+    ResponseHead,
+    Timeouts,
+    lost_error,
 )
+from .deadline import LazyTimer
+from .h2_events import H2Events
+from .h2_fields import request_fields
+from .h2_internals import client_connection, start
+from .h2_stream import H2Body, StreamState
 from .sending import DeclaredLength, WriteFlow, pieces, wait_to_write, wake
 from .stream import BodyStream
 
-__all__ = ["H2Connection", "Negotiator", "StreamNotProcessed", "request_headers"]
+__all__ = ["H2Connection"]
 
 STREAM_WINDOW = 1 << 20
 CONNECTION_WINDOW = 1 << 24
@@ -83,9 +82,10 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
         self,
         loop: asyncio.AbstractEventLoop,
         buffer: memoryview,
-        on_idle: Callable[[H2Connection], None],
-        on_lost: Callable[[H2Connection], None],
+        on_idle: Callback,
+        on_lost: Callback,
         limits: HeadLimits = DEFAULT_HEAD_LIMITS,
+        scheme: bytes = b"https",
     ) -> None:
         self._loop = loop
         self._buffer = buffer
@@ -93,19 +93,8 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
         self._on_idle = on_idle
         self._on_lost = on_lost
         self._transport: Any = None
-        config = h2.config.H2Configuration(
-            client_side=True,
-            header_encoding=None,
-            # Requests are validated and lower-cased when they are built (request_headers),
-            # responses checked in response_fields, once per distinct field: h2 need not.
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-            split_outbound_cookies=False,
-            validate_inbound_headers=False,
-            normalize_inbound_headers=False,
-        )
-        self._h2 = LeanH2Connection(config)
-        _hpack.install(self._h2)
+        self._scheme = scheme  # :scheme of its requests
+        self._h2 = client_connection(limits.max_size)
         self._streams: dict[int, StreamState] = {}
         self._max_streams = 1  # until the server's SETTINGS say otherwise
         self._settings_received = False
@@ -128,8 +117,6 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
             h2.events.ConnectionTerminated: self._terminated,
         }
         self.socket_closed = False
-        self.pool_key: Any = None
-        self.idle_since = 0.0
 
     # -- state seen by the owner --------------------------------------------------------------
 
@@ -158,8 +145,13 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
         return self._in_use
 
     @property
-    def max_streams(self) -> int:
+    def capacity(self) -> int:
+        """How many streams the server allows at once (1 until its SETTINGS came)."""
         return self._max_streams
+
+    @property
+    def http_version(self) -> str:
+        return "HTTP/2"
 
     def reserve(self) -> None:
         self._in_use += 1
@@ -175,7 +167,7 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
         if self._closing or self._closed:
             return
         self._closing = True
-        self._on_lost(self)  # leaves the owner's shared set; the streams in flight go on
+        self._on_lost()  # leaves the owner's shared set; the streams in flight go on
         self._place_freed()  # closing with no stream left: the socket closes now
 
     def close(self) -> None:
@@ -190,28 +182,26 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
 
     # -- sending ------------------------------------------------------------------------------
 
-    async def send(
-        self,
-        headers: list[Header],
-        body: RequestBody,
-        *,
-        is_head: bool,
-        read_timeout: float | None,
-        write_timeout: float | None,
-        length: int | None = None,
-    ) -> ResponseHead:
-        """Send one request on a stream reserved with ``reserve()``; return its response head."""
+    async def send(self, request: OutgoingRequest, timeout: Timeouts) -> ResponseHead:
+        """Send one request on a stream reserved with ``reserve()``; return its response head.
+
+        Raises ConnectionNotAvailable when the connection takes no new streams (GOAWAY, closed),
+        StreamNotProcessed when the server did not process the request."""
         if self._closing or self._closed or self._transport is None:
             self.unreserve()
             raise ConnectionNotAvailable()
+        headers = request_fields(request, self._scheme)
+        content = request.content
+        body: RequestBody = content if content is not None else request.stream
+        read_timeout = timeout.read
         conn = self._h2
         stream_id = conn.get_next_available_stream_id()
         if stream_id >= _HIGHEST_STREAM_ID - 2:
             self._closing = True  # stream ids run out: this connection takes no more
-            self._on_lost(self)
+            self._on_lost()
         waiter = self._loop.create_future()
         stream = StreamState(stream_id, waiter)
-        stream.is_head = is_head
+        stream.is_head = request.method_bytes == b"HEAD"
         stream.read_timeout = read_timeout
         self._streams[stream_id] = stream
         conn.counted = len(self._streams) - 1  # the others still open, for h2's limit check
@@ -230,7 +220,7 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
             else:
                 if not isinstance(body, (bytes, bytearray, memoryview)):
                     self._write_out()  # the head goes before a streamed body's first piece
-                await self._send_body(stream, body, write_timeout, length)
+                await self._send_body(stream, body, timeout.write, request.stream_length)
             if read_timeout is not None and stream.waiter is not None:
                 stream.deadline = self._loop.time() + read_timeout
                 self._timer.arm(stream.deadline)
@@ -381,22 +371,14 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
-        conn = self._h2
-        conn.local_settings = h2.settings.Settings(
-            client=True,
-            initial_values={
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self._limits.max_size,
-                h2.settings.SettingCodes.MAX_FRAME_SIZE: MAX_FRAME,
-            },
+        start(
+            self._h2,
+            max_concurrent_streams=100,
+            stream_window=STREAM_WINDOW,
+            connection_window=CONNECTION_WINDOW,
+            max_frame=MAX_FRAME,
+            max_header_list_size=self._limits.max_size,
         )
-        # h2 copied its defaults when it was built; these Settings count as acknowledged already.
-        conn.max_inbound_frame_size = MAX_FRAME
-        conn.decoder.max_header_list_size = self._limits.max_size
-        conn.initiate_connection()
-        conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
         self._write_out()
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -422,15 +404,10 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.socket_closed = True
         if exc is None:
-            error: Exception = RemoteProtocolError("the server closed the HTTP/2 connection")
-        elif isinstance(exc, ssl.SSLError):
-            reason = getattr(exc, "reason", None)
-            reason = reason.lower().replace("_", " ") if reason else str(exc)
-            error = TLSError(f"HTTP/2 connection lost: TLS failure: {reason}")
+            self._shut(lost_error("the server closed the HTTP/2 connection", None))
         else:
-            error = ReadError(f"HTTP/2 connection lost: {exc}")
-        self._shut(error)
-        self._on_lost(self)
+            self._shut(lost_error("HTTP/2 connection lost", exc))
+        self._on_lost()
 
     # -- streams ending -----------------------------------------------------------------------
 
@@ -498,7 +475,7 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
                 self._transport.close()
             return
         if not self._closed:
-            self._on_idle(self)
+            self._on_idle()
 
     def _shut(self, error: Exception) -> None:
         """The connection is finished: every stream fails with ``error``."""
@@ -513,7 +490,7 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
         for stream in list(self._streams.values()):
             self._fail_stream(stream, error)
         self._flow.fail(WriteError(f"connection lost while sending the request: {error}"))
-        self._on_lost(self)
+        self._on_lost()
 
     # -- StreamOwner --------------------------------------------------------------------------
 

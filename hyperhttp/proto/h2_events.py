@@ -1,7 +1,7 @@
 """What the server's frames do to the streams of an HTTP/2 connection: one handler per h2 event.
 
 A mixin of ``H2Connection`` (proto/h2.py), which owns the state and dispatches h2's events here
-from ``buffer_updated``. A response head is checked once per distinct field (h2_streams.py) and
+from ``buffer_updated``. A response head is checked once per distinct field (h2_fields.py) and
 limited in its number of fields (``HeadLimits``; its size is SETTINGS_MAX_HEADER_LIST_SIZE, which
 the decoder enforces); trailers go to the body's own list; END_STREAM ends a stream once our
 side is sent too, and stops an upload still waiting for window; RST_STREAM fails one stream;
@@ -17,15 +17,10 @@ import h2.events
 import h2.settings
 from h2.errors import ErrorCodes
 
-from ..exceptions import RemoteProtocolError
-from .h1_feed import HeadLimits
-from .h2_streams import (
-    H2Body,
-    StreamNotProcessed,
-    StreamState,
-    response_fields,
-    trailer_fields,
-)
+from ..exceptions import RemoteProtocolError, StreamNotProcessed
+from .base import HeadLimits
+from .h2_fields import response_fields, trailer_fields
+from .h2_stream import H2Body, StreamState
 from .sending import wake
 
 __all__ = ["H2Events", "MAX_STREAMS"]
@@ -45,7 +40,7 @@ class H2Events:
     _settings_received: bool
     _closing: bool
     _transport: Any
-    _on_lost: Callable[[Any], None]
+    _on_lost: Callable[[], None]
 
     def _reset(self, stream: StreamState, code: ErrorCodes) -> None:
         raise NotImplementedError
@@ -194,6 +189,6 @@ class H2Events:
                     ),
                 )
         if not was_closing:
-            self._on_lost(self)  # leaves the pool's shared set; in-flight streams go on
+            self._on_lost()  # leaves the pool's shared set; in-flight streams go on
         if not self._streams and self._transport is not None:
             self._transport.close()

@@ -259,7 +259,7 @@ async def test_a_custom_ssl_context_is_used_as_given(
 ) -> None:
     context = ssl.create_default_context(cafile=certs.ca_path)
     client = hyperhttp.Client(ssl_context=context)
-    assert client._transport._ssl_context is context  # type: ignore[attr-defined]
+    assert client._transport.connector._ssl_context is context  # type: ignore[attr-defined]
     async with client:
         response = await client.get(f"https://localhost:{hypercorn_tls.port}/bytes/2")
         assert response.status_code == 200

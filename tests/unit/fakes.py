@@ -64,3 +64,38 @@ class FakeSSLObject:
 
     def selected_alpn_protocol(self) -> str | None:
         return self.alpn or None
+
+
+class Timeouts:
+    """The read and write timeouts a connection's ``send`` takes (``Timeout`` has more)."""
+
+    def __init__(self, read: float | None = None, write: float | None = None) -> None:
+        self.read = read
+        self.write = write
+
+
+class WireRequest:
+    """What a connection reads from a request (proto/base.py's OutgoingRequest), built by hand:
+    ``fields`` are the request's own fields (Host excluded), as ``(bytes, bytes)`` pairs."""
+
+    def __init__(
+        self,
+        method: bytes = b"GET",
+        body: Any = None,
+        *,
+        target: bytes = b"/",
+        host: bytes = b"test",
+        fields: list[tuple[bytes, bytes]] | None = None,
+        chunked: bool = False,
+        length: int | None = None,
+    ) -> None:
+        from hyperhttp.proto.base import EMPTY_BLOCK
+
+        self.method_bytes = method
+        self.target = target
+        is_bytes = isinstance(body, (bytes, bytearray, memoryview))
+        self.content = body if is_bytes else None
+        self.stream = None if is_bytes else body
+        self.chunked = chunked
+        self.stream_length = length
+        self.fields = (host, EMPTY_BLOCK, fields if fields is not None else [])

@@ -1,6 +1,6 @@
 """The private parts of h2 and hpack that hyperhttp relies on, checked against what is installed.
 
-hyperhttp/proto/h2_streams.py, h2.py and _hpack.py reach past the public API of h2 and hpack: they
+hyperhttp/proto/h2_internals.py (every such reach is there) goes past the public API of h2 and hpack: it
 replace entries of h2's connection state machine, override methods that h2 calls on itself, set
 attributes h2 reads at particular moments, import hpack's private modules and swap the connection's
 HPACK encoder and decoder. A new h2 or hpack release may change any of that without notice, and
@@ -34,14 +34,13 @@ from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
 H2_PY = "hyperhttp/proto/h2.py"
-H2_STREAMS_PY = "hyperhttp/proto/h2_streams.py"
-HPACK_PY = "hyperhttp/proto/_hpack.py"
+INTERNALS_PY = "hyperhttp/proto/h2_internals.py"
 
 _OUR_IMPORT_ERROR: BaseException | None = None
 try:  # a moved private module must not hide every message below behind one collection error
-    from hyperhttp.proto import _hpack
     from hyperhttp.proto import h2 as h2proto
-    from hyperhttp.proto.h2_streams import LeanH2Connection
+    from hyperhttp.proto import h2_internals as _hpack
+    from hyperhttp.proto.h2_internals import LeanH2Connection
 except Exception as exc:  # pragma: no cover - only with an incompatible h2 or hpack
     _OUR_IMPORT_ERROR = exc
 
@@ -79,8 +78,8 @@ def _ours() -> None:
     if _OUR_IMPORT_ERROR is not None:
         pytest.fail(
             f"DEPENDENCY CONTRACT BROKEN with {_versions()}: importing hyperhttp.proto failed "
-            f"({_OUR_IMPORT_ERROR!r}); {HPACK_PY} imports hpack.huffman_constants, "
-            f"hpack.huffman_table and hpack.table, {H2_STREAMS_PY} subclasses "
+            f"({_OUR_IMPORT_ERROR!r}); {INTERNALS_PY} imports hpack.huffman_constants, "
+            f"hpack.huffman_table and hpack.table, {INTERNALS_PY} subclasses "
             "h2.connection.H2Connection",
             pytrace=False,
         )
@@ -151,7 +150,7 @@ class Pair:
             "h2.config.H2Configuration(client_side, header_encoding, validate_outbound_headers, "
             "normalize_outbound_headers, split_outbound_cookies, validate_inbound_headers, "
             "normalize_inbound_headers) keyword options (split_outbound_cookies: h2 >= 4.2)",
-            H2_PY,
+            INTERNALS_PY,
         ):
             self.ours = h2proto.H2Connection(loop, memoryview(bytearray(16)), _no, _no)
             self.ours.connection_made(transport)  # type: ignore[arg-type]
@@ -181,7 +180,7 @@ class Pair:
         return events + self.to_server()
 
 
-def _no(_: Any) -> None:
+def _no() -> None:
     pass
 
 
@@ -201,15 +200,15 @@ def _of(events: list[h2.events.Event], kind: type) -> list[Any]:
     return [e for e in events if isinstance(e, kind)]
 
 
-# -- hyperhttp/proto/h2.py: the configuration -----------------------------------------------------
+# -- hyperhttp/proto/h2_internals.py: the configuration -----------------------------------------------------
 
 
 def test_h2_configuration_takes_the_options_h2py_passes(loop: asyncio.AbstractEventLoop) -> None:
-    """H2Connection.__init__ turns h2's checks and rewriting of fields off (we validate requests
+    """``client_connection`` turns h2's checks and rewriting of fields off (we validate requests
     once when they are built and responses once per distinct field): H2Configuration must accept
     each of those keyword options (``split_outbound_cookies`` is new in h2 4.2.0) and keep them."""
     pair = Pair(loop)  # builds hyperhttp's H2Connection, inside relied_on
-    with relied_on("h2.config.H2Configuration's options as attributes", H2_PY):
+    with relied_on("h2.config.H2Configuration's options as attributes", INTERNALS_PY):
         config = pair.client.config
         assert config.client_side is True and config.header_encoding is None
         for option in (
@@ -222,7 +221,7 @@ def test_h2_configuration_takes_the_options_h2py_passes(loop: asyncio.AbstractEv
             assert getattr(config, option) is False, option
 
 
-# -- hyperhttp/proto/h2_streams.py: LeanH2Connection ---------------------------------------------
+# -- hyperhttp/proto/h2_internals.py: LeanH2Connection ---------------------------------------------
 
 
 def test_state_machine_transition_table_keys_we_replace() -> None:
@@ -236,7 +235,7 @@ def test_state_machine_transition_table_keys_we_replace() -> None:
         "h2.connection.H2ConnectionStateMachine._transitions (a dict with the keys "
         "(ConnectionState.IDLE|CLIENT_OPEN, ConnectionInputs.RECV_GOAWAY)), "
         "H2Connection.state_machine",
-        H2_STREAMS_PY,
+        INTERNALS_PY,
     ):
         table = h2.connection.H2ConnectionStateMachine._transitions
         assert isinstance(table, dict)
@@ -263,7 +262,7 @@ def test_received_goaway_leaves_streams_below_last_stream_id_working(pair: Pair)
     with relied_on(
         "h2.connection.H2ConnectionStateMachine.process_input reading self._transitions "
         "(the per-instance table LeanH2Connection installs) on RECV_GOAWAY",
-        H2_STREAMS_PY,
+        INTERNALS_PY,
     ):
         pair.handshake()
         client = pair.client
@@ -293,7 +292,7 @@ def test_received_goaway_before_any_stream_keeps_the_idle_state(pair: Pair) -> N
     with relied_on(
         "h2.connection.H2ConnectionStateMachine._transitions[(IDLE, RECV_GOAWAY)] as the "
         "transition h2 takes on a GOAWAY before any stream",
-        H2_STREAMS_PY,
+        INTERNALS_PY,
     ):
         pair.handshake()
         events = pair.to_client(_goaway(last_stream_id=0))
@@ -322,7 +321,7 @@ def test_received_goaway_clears_the_outbound_buffer_through_the_method_we_overri
     with relied_on(
         "h2.connection.H2Connection._receive_goaway_frame calling "
         "self.clear_outbound_data_buffer() (overridden by LeanH2Connection)",
-        H2_STREAMS_PY,
+        INTERNALS_PY,
     ):
         spy = Spy(h2.config.H2Configuration(client_side=True, header_encoding=None))
         spy.initiate_connection()
@@ -351,7 +350,7 @@ def test_send_headers_checks_the_server_limit_through_open_outbound_streams(
     with relied_on(
         "h2.connection.H2Connection.send_headers consulting self.open_outbound_streams "
         "(a property, overridden by LeanH2Connection) against remote max_concurrent_streams",
-        H2_STREAMS_PY,
+        INTERNALS_PY,
     ):
         pair.handshake()
         assert isinstance(
@@ -375,7 +374,7 @@ def test_h2s_own_count_still_drops_closed_streams(pair: Pair) -> None:
     with relied_on(
         "h2.connection.H2Connection.open_outbound_streams (via _open_streams) pruning closed "
         "streams from self.streams",
-        H2_STREAMS_PY,
+        INTERNALS_PY,
     ):
         client.counted = 0
         for stream_id in range(1, 81, 2):  # 40 streams
@@ -387,13 +386,13 @@ def test_h2s_own_count_still_drops_closed_streams(pair: Pair) -> None:
         assert list(client.streams) == [1]
 
 
-# -- hyperhttp/proto/h2.py: settings, frame size and the calls it makes ----------------------------
+# -- hyperhttp/proto/h2_internals.py (start) and h2.py: settings, frame size, the calls made ----------------------------
 
 
 def test_local_settings_and_max_inbound_frame_size_set_before_initiate_connection(
     pair: Pair,
 ) -> None:
-    """H2Connection.connection_made replaces ``conn.local_settings`` (built by h2 in __init__) with
+    """``start`` (from H2Connection.connection_made) replaces ``conn.local_settings`` (built by h2 in __init__) with
     our own Settings and sets ``conn.max_inbound_frame_size`` (copied by h2 from the old settings
     in __init__) before ``initiate_connection``. That relies on the values of
     ``Settings(initial_values=...)`` being in force at once (h2 applies nothing to them when the
@@ -404,7 +403,7 @@ def test_local_settings_and_max_inbound_frame_size_set_before_initiate_connectio
     with relied_on(
         "h2.connection.H2Connection.local_settings replaced before initiate_connection "
         "(the SETTINGS h2 sends; Settings(initial_values=...) in force at once, not on the ACK)",
-        H2_PY,
+        INTERNALS_PY,
     ):
         settings = pair.client.local_settings
         assert settings.initial_window_size == h2proto.STREAM_WINDOW
@@ -420,7 +419,7 @@ def test_local_settings_and_max_inbound_frame_size_set_before_initiate_connectio
         "h2.connection.H2Connection.max_inbound_frame_size (copied into "
         "incoming_buffer.max_frame_size on receive_data) and local_settings.initial_window_size "
         "(the receive window of new streams)",
-        H2_PY,
+        INTERNALS_PY,
     ):
         assert h2proto.MAX_FRAME >= size > 16384 and h2proto.STREAM_WINDOW >= size
         pair.client.counted = 0
@@ -478,11 +477,11 @@ def test_the_connection_api_h2py_uses(loop: asyncio.AbstractEventLoop) -> None:
         assert reset.stream_id == 1 and reset.error_code == ErrorCodes.REFUSED_STREAM
 
 
-# -- hyperhttp/proto/_hpack.py: h2's use of conn.encoder / conn.decoder ---------------------------
+# -- hyperhttp/proto/h2_internals.py: h2's use of conn.encoder / conn.decoder ---------------------------
 
 
 def test_h2_encodes_and_decodes_through_the_connection_attributes(pair: Pair) -> None:
-    """``_hpack.install`` swaps ``conn.encoder`` and ``conn.decoder`` after h2 built them. That
+    """``h2_internals.install`` swaps ``conn.encoder`` and ``conn.decoder`` after h2 built them. That
     only takes effect while h2 looks them up on the connection each time: ``send_headers`` calls
     ``self.encoder.encode(headers)`` and h2 decodes HEADERS with ``self.decoder.decode(block,
     raw=True)`` (our decoder's signature) and hands the bytes tuples on unchanged."""
@@ -500,9 +499,9 @@ def test_h2_encodes_and_decodes_through_the_connection_attributes(pair: Pair) ->
             return super().decode(data, raw)
 
     with relied_on(
-        "h2.connection.H2Connection.encoder / .decoder (swapped by _hpack.install) used by "
+        "h2.connection.H2Connection.encoder / .decoder (swapped by h2_internals.install) used by "
         "send_headers as encoder.encode(headers) and on receipt as decoder.decode(block, raw=True)",
-        HPACK_PY,
+        INTERNALS_PY,
     ):
         client = pair.client
         assert isinstance(client.encoder, _hpack.StatelessEncoder)
@@ -528,7 +527,7 @@ def test_h2_sets_the_encoders_header_table_size_on_the_servers_settings(pair: Pa
     with relied_on(
         "h2.connection.H2Connection setting encoder.header_table_size when the remote "
         "SETTINGS_HEADER_TABLE_SIZE changes (StatelessEncoder's property setter)",
-        HPACK_PY,
+        INTERNALS_PY,
     ):
         pair.handshake()
         pair.server.update_settings({SettingCodes.HEADER_TABLE_SIZE: 256})
@@ -551,7 +550,7 @@ def test_h2_sets_the_decoders_limits_when_our_settings_are_acknowledged(pair: Pa
         "h2.connection.H2Connection setting decoder.max_header_list_size and "
         "decoder.max_allowed_table_size on SETTINGS ACK, and mapping hpack's "
         "OversizedHeaderListError to DenialOfServiceError",
-        HPACK_PY,
+        INTERNALS_PY,
     ):
         pair.handshake()
         pair.client.update_settings(
@@ -569,7 +568,7 @@ def test_h2_sets_the_decoders_limits_when_our_settings_are_acknowledged(pair: Pa
             pair.to_client()
 
 
-# -- hyperhttp/proto/_hpack.py: hpack's private modules and attributes --------------------------
+# -- hyperhttp/proto/h2_internals.py: hpack's private modules and attributes --------------------------
 
 
 @pytest.mark.parametrize(
@@ -582,8 +581,8 @@ def test_h2_sets_the_decoders_limits_when_our_settings_are_acknowledged(pair: Pa
     ],
 )
 def test_private_hpack_names_we_import(module: str, name: str) -> None:
-    """_hpack.py imports these from hpack's private modules at import time."""
-    with relied_on(f"{module}.{name} (a private module path)", HPACK_PY):
+    """h2_internals.py imports these from hpack's private modules at import time."""
+    with relied_on(f"{module}.{name} (a private module path)", INTERNALS_PY):
         assert getattr(importlib.import_module(module), name) is not None
 
 
@@ -602,7 +601,7 @@ def test_huffman_code_table_and_decoder() -> None:
     with relied_on(
         "hpack.huffman_constants.REQUEST_CODES / REQUEST_CODES_LENGTH (256 symbols + EOS, "
         "int codes and bit lengths)",
-        HPACK_PY,
+        INTERNALS_PY,
     ):
         from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 
@@ -615,7 +614,7 @@ def test_huffman_code_table_and_decoder() -> None:
             assert _hpack.huffman_encode(plain).hex() == coded
     with relied_on(
         "hpack.huffman_table.decode_huffman(bytes) -> bytes, HPACKDecodingError when invalid",
-        HPACK_PY,
+        INTERNALS_PY,
     ):
         from hpack.huffman_table import decode_huffman
 
@@ -635,7 +634,7 @@ def test_header_table() -> None:
     ``get_by_index`` (1-based across both tables, InvalidTableIndex when out of range), ``add``
     and the ``maxsize`` setter (which evicts and sets ``resized``)."""
     with relied_on(
-        "hpack.table.HeaderTable.STATIC_TABLE, get_by_index, add, maxsize, resized", HPACK_PY
+        "hpack.table.HeaderTable.STATIC_TABLE, get_by_index, add, maxsize, resized", INTERNALS_PY
     ):
         from hpack.table import HeaderTable
 
@@ -668,7 +667,7 @@ def test_decoder_attributes_and_table_size_check() -> None:
     with relied_on(
         "hpack.Decoder(max_header_list_size) and its attributes header_table, "
         "max_header_list_size, max_allowed_table_size, _assert_valid_table_size()",
-        HPACK_PY,
+        INTERNALS_PY,
     ):
         decoder = hpack.Decoder(1234)
         assert decoder.max_header_list_size == 1234
@@ -694,7 +693,7 @@ def test_install_reads_the_encoder_and_decoder_h2_built() -> None:
         "h2.connection.H2Connection.encoder / .decoder being hpack.Encoder / hpack.Decoder with "
         "header_table_size, table_size_changes, header_table.resized; max_header_list_size, "
         "max_allowed_table_size, header_table",
-        HPACK_PY,
+        INTERNALS_PY,
     ):
         old_encoder, old_decoder = conn.encoder, conn.decoder
         assert isinstance(old_encoder, hpack.Encoder) and isinstance(old_decoder, hpack.Decoder)
@@ -718,7 +717,7 @@ def test_encoder_base_class() -> None:
     """StatelessEncoder subclasses hpack.Encoder: ``Encoder()`` takes no argument and leaves a
     ``header_table`` whose ``maxsize`` seeds our ``header_table_size``."""
     _ours()
-    with relied_on("hpack.Encoder() and its header_table.maxsize", HPACK_PY):
+    with relied_on("hpack.Encoder() and its header_table.maxsize", INTERNALS_PY):
         encoder = _hpack.StatelessEncoder()
         assert encoder.header_table_size == hpack.Encoder().header_table.maxsize == 4096
         assert encoder.encode([(b":status", b"200")]) == b"\x88"
@@ -731,7 +730,7 @@ def test_header_tuples() -> None:
     with relied_on(
         "hpack.HeaderTuple / NeverIndexedHeaderTuple: tuple subclasses built by "
         "tuple.__new__ or cls(name, value), class attribute indexable",
-        HPACK_PY,
+        INTERNALS_PY,
     ):
         for cls, indexable in ((hpack.HeaderTuple, True), (hpack.NeverIndexedHeaderTuple, False)):
             fast = tuple.__new__(cls, (b"n", b"v"))
@@ -749,7 +748,7 @@ def test_hpack_exception_hierarchy() -> None:
     with relied_on(
         "hpack.HPACKDecodingError, InvalidTableIndex, InvalidTableSizeError, "
         "OversizedHeaderListError exported by hpack, all HPACKError subclasses",
-        HPACK_PY,
+        INTERNALS_PY,
     ):
         for exc in (
             hpack.InvalidTableIndex,
@@ -783,6 +782,6 @@ def test_integer_limits_match_hpack(block: bytes) -> None:
 
     with relied_on(
         "hpack.Decoder's integer decoding (hpack.hpack.decode_integer: at most 6 octets)",
-        HPACK_PY,
+        INTERNALS_PY,
     ):
         assert outcome(_hpack.CachingDecoder()) is outcome(hpack.Decoder()) is not None

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from hyperhttp.exceptions import ReadError, ReadTimeout, RemoteProtocolError, WriteTimeout
-from hyperhttp.proto.h1 import H1Connection, HeadLimits, encode_request_head
+from hyperhttp.proto.base import HeadLimits
+from hyperhttp.proto.h1 import H1Connection
 from hyperhttp.proto.stream import HIGH_WATER
-from tests.unit.fakes import FakeTransport
+from tests.unit.fakes import FakeTransport, Timeouts, WireRequest
 
 
 class Harness:
@@ -21,8 +22,8 @@ class Harness:
         self.conn = H1Connection(
             asyncio.get_running_loop(),
             self.buffer,
-            self.idle.append,
-            self.lost.append,
+            lambda: self.idle.append(self.conn),
+            lambda: self.lost.append(self.conn),
             limits or HeadLimits(),
         )
         self.transport = FakeTransport()
@@ -36,11 +37,18 @@ class Harness:
             buffer[: len(piece)] = piece
             self.conn.buffer_updated(len(piece))
 
-    def send(self, method: bytes = b"GET", body: Any = None, **kwargs: Any) -> asyncio.Future[Any]:
-        head = encode_request_head(method, b"/", b"Host: test\r\n")
-        options = {"is_head": method == b"HEAD", "chunked": False, "read_timeout": None,
-                   "write_timeout": None, **kwargs}  # fmt: skip
-        return asyncio.ensure_future(self.conn.send(head, body, **options))
+    def send(
+        self,
+        method: bytes = b"GET",
+        body: Any = None,
+        *,
+        read_timeout: float | None = None,
+        write_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> asyncio.Future[Any]:
+        request = WireRequest(method, body, **kwargs)
+        timeouts = Timeouts(read_timeout, write_timeout)
+        return asyncio.ensure_future(self.conn.send(request, timeouts))
 
 
 async def _head(harness: Harness, response: bytes, **kwargs: Any) -> Any:
@@ -238,9 +246,7 @@ async def test_a_cancelled_request_never_aborts_the_next_owners_request() -> Non
 
     async def next_owner() -> Any:
         await go
-        head = encode_request_head(b"GET", b"/b", b"Host: test\r\n")
-        return await h.conn.send(head, None, is_head=False, chunked=False, read_timeout=None,
-                                 write_timeout=None)  # fmt: skip
+        return await h.conn.send(WireRequest(target=b"/b"), Timeouts())
 
     second = asyncio.ensure_future(next_owner())
     await asyncio.sleep(0)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from hyperhttp.exceptions import RemoteProtocolError
-from hyperhttp.proto import h2_streams
-from hyperhttp.proto.h2_streams import response_fields
+from hyperhttp.proto import h2_fields
+from hyperhttp.proto.h2_fields import response_fields
 
 
 def test_a_well_formed_response() -> None:
@@ -50,10 +50,10 @@ def test_a_field_found_bad_is_not_remembered_as_good() -> None:
     for _ in range(2):
         with pytest.raises(RemoteProtocolError):
             response_fields(bad)
-    assert (b"x-bad", b"v\n") not in h2_streams._checked
+    assert (b"x-bad", b"v\n") not in h2_fields._checked
 
 
 def test_the_memo_of_good_fields_is_bounded() -> None:
-    for n in range(h2_streams._CHECKED_LIMIT * 2 + 5):
+    for n in range(h2_fields._CHECKED_LIMIT * 2 + 5):
         response_fields([(b":status", b"200"), (b"x-n", b"%d" % n)])
-    assert len(h2_streams._checked) <= h2_streams._CHECKED_LIMIT
+    assert len(h2_fields._checked) <= h2_fields._CHECKED_LIMIT

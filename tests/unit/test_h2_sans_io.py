@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import sys
 from typing import Any
 
 import h2.config
@@ -22,20 +21,16 @@ from hyperhttp.exceptions import (
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
+    StreamNotProcessed,
     TLSError,
     WriteTimeout,
 )
 from hyperhttp.proto import h2 as h2proto
-from hyperhttp.proto.h2 import (
-    CONNECTION_WINDOW,
-    STREAM_WINDOW,
-    H2Connection,
-    Negotiator,
-    StreamNotProcessed,
-    request_headers,
-)
+from hyperhttp.proto.base import FieldBlock
+from hyperhttp.proto.h2 import CONNECTION_WINDOW, STREAM_WINDOW, H2Connection
 from hyperhttp.proto.h2_events import MAX_STREAMS
-from tests.unit.fakes import FakeTransport
+from hyperhttp.proto.h2_fields import request_fields
+from tests.unit.fakes import FakeTransport, Timeouts, WireRequest
 
 KIB = 1024
 
@@ -48,7 +43,10 @@ class Harness:
         self.idle: list[H2Connection] = []
         self.lost: list[H2Connection] = []
         self.conn = H2Connection(
-            asyncio.get_running_loop(), self.buffer, self.idle.append, self.lost.append
+            asyncio.get_running_loop(),
+            self.buffer,
+            lambda: self.idle.append(self.conn),
+            lambda: self.lost.append(self.conn),
         )
         self.transport = FakeTransport(strict=True)
         self.transport.protocol = self.conn
@@ -108,14 +106,14 @@ class Harness:
         body: Any = None,
         *,
         method: bytes = b"GET",
-        lines: bytes = b"Host: example.com\r\n",
-        **kwargs: Any,
+        fields: list[tuple[bytes, bytes]] | None = None,
+        read_timeout: float | None = None,
+        write_timeout: float | None = None,
+        length: int | None = None,
     ) -> asyncio.Future[Any]:
-        headers = request_headers(method, b"https", b"/", lines)
-        options = {"is_head": method == b"HEAD", "read_timeout": None, "write_timeout": None,
-                   **kwargs}  # fmt: skip
+        request = WireRequest(method, body, host=b"example.com", fields=fields, length=length)
         self.conn.reserve()
-        return asyncio.ensure_future(self.conn.send(headers, body, **options))
+        return asyncio.ensure_future(self.conn.send(request, Timeouts(read_timeout, write_timeout)))
 
     async def open(self, count: int = 1, **kwargs: Any) -> list[tuple[int, asyncio.Future[Any]]]:
         """Start ``count`` requests; their stream ids (as the server saw them) and tasks."""
@@ -184,22 +182,23 @@ async def _drain(body: Any) -> int:
     return taken
 
 
-# -- request_headers --------------------------------------------------------------------------------
+# -- request_fields ---------------------------------------------------------------------------------
 
 
-def test_request_headers_pseudo_headers_first_and_connection_fields_dropped() -> None:
-    lines = (
-        b"Host: Example.COM:8443\r\n"
-        b"User-Agent: hyperhttp\r\n"
-        b"Connection: keep-alive\r\n"
-        b"Keep-Alive: timeout=5\r\n"
-        b"Proxy-Connection: keep-alive\r\n"
-        b"Transfer-Encoding: chunked\r\n"
-        b"Upgrade: h2c\r\n"
-        b"X-Custom-Thing:  spaced value \r\n"
-        b"Accept: */*\r\n"
-    )
-    assert request_headers(b"POST", b"https", b"/a?b=1", lines) == [
+def test_request_fields_pseudo_headers_first_and_connection_fields_dropped() -> None:
+    own = [
+        (b"User-Agent", b"hyperhttp"),
+        (b"Connection", b"keep-alive"),
+        (b"Keep-Alive", b"timeout=5"),
+        (b"Proxy-Connection", b"keep-alive"),
+        (b"Transfer-Encoding", b"chunked"),
+        (b"Upgrade", b"h2c"),
+        (b"Host", b"second.example"),  # a second Host field is never sent: :authority is
+        (b"X-Custom-Thing", b"spaced value"),
+        (b"Accept", b"*/*"),
+    ]
+    request = WireRequest(b"POST", target=b"/a?b=1", host=b"Example.COM:8443", fields=own)
+    assert request_fields(request, b"https") == [  # type: ignore[arg-type]
         (b":method", b"POST"),
         (b":scheme", b"https"),
         (b":authority", b"Example.COM:8443"),
@@ -213,32 +212,36 @@ def test_request_headers_pseudo_headers_first_and_connection_fields_dropped() ->
 @pytest.mark.parametrize(
     ("value", "kept"), [(b"trailers", True), (b"Trailers", True), (b"gzip", False), (b"", False)]
 )
-def test_request_headers_te_kept_only_for_trailers(value: bytes, kept: bool) -> None:
-    fields = request_headers(b"GET", b"http", b"/", b"Host: h\r\nTE: " + value + b"\r\n")
+def test_request_fields_te_kept_only_for_trailers(value: bytes, kept: bool) -> None:
+    request = WireRequest(host=b"h", fields=[(b"TE", value)])
+    fields = request_fields(request, b"http")  # type: ignore[arg-type]
     assert ((b"te", value) in fields) is kept
     assert [name for name, _ in fields].count(b"te") == int(kept)
 
 
-def test_request_headers_cache_is_equal_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = sys.modules[request_headers.__module__]  # h2.py or the module it imports it from
-    monkeypatch.setattr(module, "_request_fields", {})
-    lines = b"Host: a\r\nAccept: x\r\n"
-    first = request_headers(b"GET", b"https", b"/1", lines)
-    second = request_headers(b"PUT", b"https", b"/2", lines)
-    assert first[4:] == second[4:] == [(b"accept", b"x")]
-    pseudo = [
+def test_a_shared_blocks_field_list_is_made_once_and_kept_on_it() -> None:
+    block = FieldBlock([(b"Accept", b"x"), (b"Connection", b"close"), (b"User-Agent", b"u")])
+    first = WireRequest(b"GET", target=b"/1", host=b"a")
+    first.fields = (b"a", block, [])
+    second = WireRequest(b"PUT", b"body", target=b"/2", host=b"b")
+    second.fields = (b"b", block, [(b"Content-Length", b"4")])
+    one = request_fields(first, b"https")  # type: ignore[arg-type]
+    assert block.h2 == [(b"accept", b"x"), (b"user-agent", b"u")]
+    kept = block.h2
+    two = request_fields(second, b"https")  # type: ignore[arg-type]
+    assert block.h2 is kept  # not made again
+    assert one[4:] == [(b"accept", b"x"), (b"user-agent", b"u")]
+    assert two == [
         (b":method", b"PUT"),
         (b":scheme", b"https"),
-        (b":authority", b"a"),
+        (b":authority", b"b"),
         (b":path", b"/2"),
+        (b"accept", b"x"),
+        (b"user-agent", b"u"),
+        (b"content-length", b"4"),
     ]
-    assert second[:4] == pseudo
-    first.append((b"mutated", b"1"))  # the caller's list is its own
-    assert request_headers(b"GET", b"https", b"/1", lines)[4:] == [(b"accept", b"x")]
-    for i in range(module._FIELD_CACHE * 3):
-        request_headers(b"GET", b"https", b"/", b"Host: h%d\r\n" % i)
-        assert 0 < len(module._request_fields) <= module._FIELD_CACHE
-    assert request_headers(b"GET", b"https", b"/", b"Host: h5\r\n")[2] == (b":authority", b"h5")
+    one.append((b"mutated", b"1"))  # the caller's list is its own
+    assert block.h2 == [(b"accept", b"x"), (b"user-agent", b"u")]
 
 
 # -- capacity ---------------------------------------------------------------------------------------
@@ -257,11 +260,11 @@ async def test_one_stream_until_server_settings_then_its_limit(
     settings: dict[SettingCodes, int] | None, expected: int
 ) -> None:
     h = Harness(settings)
-    assert h.conn.available == 1 and h.conn.max_streams == 1 and not h.conn.ready
+    assert h.conn.available == 1 and h.conn.capacity == 1 and not h.conn.ready
     h.to_server()
     h.to_client()  # the server's SETTINGS
     assert h.conn.ready
-    assert h.conn.max_streams == expected and h.conn.available == expected
+    assert h.conn.capacity == expected and h.conn.available == expected
     assert h.idle == [h.conn]  # capacity went up: the pool is told
 
 
@@ -953,53 +956,3 @@ async def test_close_sends_goaway_and_fails_streams() -> None:
         await task
     assert h.transport.closed and h.conn.is_closed
     assert any(isinstance(e, h2.events.ConnectionTerminated) for e in h.to_server())
-
-
-# -- ALPN -------------------------------------------------------------------------------------------
-
-
-class FakeProtocol:
-    def __init__(self) -> None:
-        self.transport: Any = None
-        self.lost: list[Any] = []
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def connection_lost(self, exc: Any) -> None:
-        self.lost.append(exc)
-
-
-@pytest.mark.parametrize(
-    ("alpn", "chosen"), [("h2", "h2"), ("http/1.1", "h1"), ("", "h1"), (None, "h1")]
-)
-async def test_negotiator_follows_alpn(alpn: str | None, chosen: str) -> None:
-    made = {"h1": FakeProtocol(), "h2": FakeProtocol()}
-    negotiator = Negotiator(lambda: made["h1"], lambda: made["h2"])
-    transport = FakeTransport(alpn, strict=True)
-    transport.protocol = negotiator
-    negotiator.connection_made(transport)  # type: ignore[arg-type]
-    other = "h1" if chosen == "h2" else "h2"
-    assert negotiator.protocol is made[chosen]
-    assert transport.protocol is made[chosen] and made[chosen].transport is transport
-    assert made[other].transport is None
-    error = OSError("gone")
-    negotiator.connection_lost(error)
-    assert made[chosen].lost == [error]
-
-
-async def test_negotiator_starts_a_real_h2_connection() -> None:
-    h2_made: list[H2Connection] = []
-
-    def make_h2() -> H2Connection:
-        conn = H2Connection(
-            asyncio.get_running_loop(), memoryview(bytearray(1024)), lambda c: None, lambda c: None
-        )
-        h2_made.append(conn)
-        return conn
-
-    negotiator = Negotiator(lambda: pytest.fail("HTTP/1.1 chosen"), make_h2)
-    transport = FakeTransport("h2", strict=True)
-    negotiator.connection_made(transport)  # type: ignore[arg-type]
-    assert transport.protocol is h2_made[0]
-    assert transport.take().startswith(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")

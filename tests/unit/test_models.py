@@ -11,7 +11,7 @@ import zstandard
 
 import hyperhttp
 from hyperhttp._decoders import ByteChunker, LineDecoder, TextDecoder, decoder_for
-from hyperhttp._headers import encode_header_lines
+from hyperhttp.proto.h1 import encode_request_head
 
 # -- Headers ------------------------------------------------------------------------------------
 
@@ -45,9 +45,13 @@ def test_headers_from_raw_decode_lazily_with_fallbacks() -> None:
     "pair",
     [(b"X", b"a\r\nb"), (b"X", b"a\nb"), (b"X", b"a\x00b"), (b"Bad Name", b"v"), (b"", b"v")],
 )
-def test_encoding_refuses_unsafe_fields(pair: tuple[bytes, bytes]) -> None:
+def test_a_request_refuses_unsafe_fields(pair: tuple[bytes, bytes]) -> None:
     with pytest.raises(hyperhttp.LocalProtocolError):
-        encode_header_lines([pair])
+        hyperhttp.Request("GET", "http://h/", headers=[pair])
+    request = hyperhttp.Request("GET", "http://h/")
+    request.headers.add(pair[0].decode("latin-1"), pair[1].decode("latin-1"))
+    with pytest.raises(hyperhttp.LocalProtocolError):  # a field added later, checked at send
+        request.check()
 
 
 # -- URL ----------------------------------------------------------------------------------------
@@ -270,7 +274,8 @@ async def test_build_request_merges_client_defaults() -> None:
         request = client.build_request("PATCH", "/x", data={"k": ["a", "b"]})
         assert request.content == b"k=a&k=b"
         request.headers["X-Late"] = "hooked"  # changes to request.headers are what is sent
-        assert b"X-Late: hooked\r\n" in request.header_lines()
+        request.check()  # what the transport does before it takes a connection
+        assert b"X-Late: hooked\r\n" in encode_request_head(request)
         with pytest.raises(TypeError):
             client.build_request("POST", "/x", content=b"a", json={})
     async with hyperhttp.Client(accept_compressed=False) as client:

@@ -1,15 +1,17 @@
-"""ConnectionPool bookkeeping without sockets: connections are real H1Connections on fake transports."""
+"""ConnectionPool bookkeeping without sockets: the pool is given a connector whose connections
+are real H1Connections on fake transports."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 import hyperhttp
 from hyperhttp.net import pool as pool_module
+from hyperhttp.net.connector import Endpoint
 from hyperhttp.net.pool import ConnectionPool
 from hyperhttp.proto.h1 import H1Connection
 from tests.unit.fakes import FakeTransport
@@ -18,23 +20,35 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
 class FakeNetwork:
-    """Stands in for open_connection: every connect makes a connection the test answers by hand."""
+    """A connector: every connect makes a connection the test answers by hand."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self) -> None:
         self.connections: list[H1Connection] = []
         self.open_sockets_at_connect: list[int] = []
-        monkeypatch.setattr(pool_module, "open_connection", self.open_connection)
+        self.endpoints: list[tuple[str, int, bool, bool]] = []
+        self.closed = False
 
-    async def open_connection(
-        self, factory: Any, host: str, port: int, **kwargs: Any
+    async def connect(
+        self,
+        endpoint: Endpoint,
+        *,
+        http2: bool,
+        timeout: float | None,
+        on_idle: Callable[[], None],
+        on_lost: Callable[[], None],
     ) -> H1Connection:
+        self.endpoints.append((endpoint.host, endpoint.port, endpoint.tls, http2))
         self.open_sockets_at_connect.append(sum(not c.socket_closed for c in self.connections))
-        connection: H1Connection = factory()
+        buffer = memoryview(bytearray(1 << 16))
+        connection = H1Connection(asyncio.get_running_loop(), buffer, on_idle, on_lost)
         transport = FakeTransport()
         transport.protocol = connection
         connection.connection_made(transport)  # type: ignore[arg-type]
         self.connections.append(connection)
         return connection
+
+    def close(self) -> None:
+        self.closed = True
 
     @staticmethod
     def respond(connection: H1Connection, data: bytes = OK) -> None:
@@ -59,8 +73,8 @@ async def _settle() -> None:
 async def test_idle_connections_are_reused_most_recent_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    net = FakeNetwork(monkeypatch)
-    pool = ConnectionPool(max_connections=10, max_keepalive_connections=10)
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net, max_connections=10, max_keepalive_connections=10)
     first = asyncio.ensure_future(pool.handle_async_request(_request()))
     second = asyncio.ensure_future(pool.handle_async_request(_request()))
     await _settle()
@@ -77,8 +91,8 @@ async def test_idle_connections_are_reused_most_recent_first(
 
 
 async def test_cap_queues_waiters_and_serves_them_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    net = FakeNetwork(monkeypatch)
-    pool = ConnectionPool(max_connections=1)
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net, max_connections=1)
     tasks = [asyncio.ensure_future(pool.handle_async_request(_request(f"/{i}"))) for i in range(4)]
     await _settle()
     assert len(net.connections) == 1
@@ -96,8 +110,8 @@ async def test_cap_queues_waiters_and_serves_them_in_order(monkeypatch: pytest.M
 async def test_pool_timeout_and_cancelled_waiters_leak_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    net = FakeNetwork(monkeypatch)
-    pool = ConnectionPool(max_connections=1)
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net, max_connections=1)
     holder = asyncio.ensure_future(pool.handle_async_request(_request()))
     await _settle()
     with pytest.raises(hyperhttp.PoolTimeout):
@@ -120,8 +134,8 @@ async def test_pool_timeout_and_cancelled_waiters_leak_nothing(
 
 
 async def test_keepalive_cap_closes_surplus_on_release(monkeypatch: pytest.MonkeyPatch) -> None:
-    net = FakeNetwork(monkeypatch)
-    pool = ConnectionPool(max_connections=10, max_keepalive_connections=2)
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net, max_connections=10, max_keepalive_connections=2)
     tasks = [asyncio.ensure_future(pool.handle_async_request(_request())) for _ in range(4)]
     await _settle()
     for connection in net.connections:
@@ -133,8 +147,8 @@ async def test_keepalive_cap_closes_surplus_on_release(monkeypatch: pytest.Monke
 
 
 async def test_connection_lost_while_idle_is_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
-    net = FakeNetwork(monkeypatch)
-    pool = ConnectionPool()
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net)
     task = asyncio.ensure_future(pool.handle_async_request(_request()))
     await _settle()
     net.respond(net.connections[0])
@@ -145,8 +159,8 @@ async def test_connection_lost_while_idle_is_forgotten(monkeypatch: pytest.Monke
 
 
 async def test_aclose_closes_connections_and_fails_waiters(monkeypatch: pytest.MonkeyPatch) -> None:
-    net = FakeNetwork(monkeypatch)
-    pool = ConnectionPool(max_connections=1)
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net, max_connections=1)
     holder = asyncio.ensure_future(pool.handle_async_request(_request()))
     waiter = asyncio.ensure_future(pool.handle_async_request(_request()))
     await _settle()
@@ -163,8 +177,8 @@ async def test_aclose_closes_connections_and_fails_waiters(monkeypatch: pytest.M
 async def test_a_closing_connection_keeps_its_place_until_its_socket_is_gone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    net = FakeNetwork(monkeypatch)
-    pool = ConnectionPool(max_connections=1)
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net, max_connections=1)
     first = asyncio.ensure_future(pool.handle_async_request(_request()))
     second = asyncio.ensure_future(pool.handle_async_request(_request()))
     await _settle()
@@ -193,8 +207,8 @@ async def test_sustained_overload_leaves_no_waiter_records_behind(
     """Far more tasks than connections, the queue never draining until the end: the pool's
     records of served waiters must not pile up (one per request would be a leak under load)."""
     gc.collect()  # waiter records left in cycles by earlier tests would be counted too
-    net = FakeNetwork(monkeypatch)
-    pool = ConnectionPool(max_connections=2)
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net, max_connections=2)
     tasks = [asyncio.ensure_future(pool.handle_async_request(_request())) for _ in range(200)]
     await _settle()
     origin = pool._origins[("http", "pool.test", 80)]
@@ -213,8 +227,8 @@ async def test_records_of_many_origins_are_pruned_when_idle(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A crawler's thousands of hosts must not leave a record each behind for ever."""
-    net = FakeNetwork(monkeypatch)
-    pool = ConnectionPool(max_connections=10)
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net, max_connections=10)
     pool._origin_limit = 8
     closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
     busy = asyncio.ensure_future(
@@ -243,8 +257,8 @@ async def test_at_the_cap_waiters_are_served_in_arrival_order_across_origins(
     there was one, so a request to origin B that queued behind a busy origin A waited until
     PoolTimeout while A's later requests went first. At the cap the oldest waiter goes first:
     when it is another origin's, the released connection is closed and that waiter connects."""
-    net = FakeNetwork(monkeypatch)
-    pool = ConnectionPool(max_connections=2)
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net, max_connections=2)
 
     def get(url: str) -> asyncio.Future[Any]:
         return asyncio.ensure_future(pool.handle_async_request(hyperhttp.Request("GET", url)))
