@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from hyperhttp.exceptions import ReadError, ReadTimeout, RemoteProtocolError, WriteTimeout
-from hyperhttp.proto.base import HeadLimits
-from hyperhttp.proto.h1 import H1Connection
+from hyperhttp.proto.base import FieldBlock, HeadLimits, StaleConnection
+from hyperhttp.proto.h1 import H1Connection, encode_request_head
 from hyperhttp.proto.stream import HIGH_WATER
 from tests.unit.fakes import FakeTransport, Timeouts, WireRequest
 
@@ -441,3 +441,66 @@ async def test_without_an_early_response_a_stalled_upload_is_a_write_timeout() -
     with pytest.raises(WriteTimeout):
         await asyncio.wait_for(task, 2)
     assert h.transport.aborted
+
+
+# -- the request's wire form and the typed failures the owner decides from --------------------------
+
+
+def test_encode_request_head_keeps_a_shared_blocks_lines_on_it() -> None:
+    block = FieldBlock([(b"Accept", b"*/*"), (b"User-Agent", b"u")])
+    request = WireRequest(b"POST", b"abc", target=b"/p?q=1", host=b"h:8080")
+    request.fields = (b"h:8080", block, [(b"Content-Length", b"3")])
+    head = encode_request_head(request)  # type: ignore[arg-type]
+    assert head == (
+        b"POST /p?q=1 HTTP/1.1\r\nHost: h:8080\r\nAccept: */*\r\nUser-Agent: u\r\n"
+        b"Content-Length: 3\r\n\r\n"
+    )
+    assert block.h1 == b"Accept: */*\r\nUser-Agent: u\r\n"
+    block.pairs = []  # the lines are not made again: what is kept is used
+    assert encode_request_head(request) == head  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("reused", [False, True])
+async def test_a_failure_before_the_response_is_stale_only_on_a_reused_connection(
+    reused: bool,
+) -> None:
+    h = Harness()
+    if reused:
+        await _head(h, OK)
+        assert h.idle == [h.conn]
+    task = h.send()
+    await asyncio.sleep(0)
+    h.conn.connection_lost(None)
+    if reused:
+        with pytest.raises(StaleConnection) as info:
+            await task
+        assert isinstance(info.value.error, RemoteProtocolError)
+    else:
+        with pytest.raises(RemoteProtocolError):
+            await task
+
+
+async def test_a_failure_after_a_response_byte_is_not_stale() -> None:
+    h = Harness()
+    await _head(h, OK)
+    task = h.send()
+    await asyncio.sleep(0)
+    h.feed(b"HTTP/1.1 200")
+    h.conn.connection_lost(None)
+    with pytest.raises(RemoteProtocolError):
+        await task
+
+
+async def test_drain_closes_after_the_response_in_flight() -> None:
+    h = Harness()
+    task = h.send()
+    await asyncio.sleep(0)
+    h.conn.drain()
+    assert not h.transport.closed
+    h.feed(OK)
+    _, _, _, stream = await task
+    assert h.transport.closed and h.conn.is_closed and h.idle == []
+    assert stream.take_all() == b"ok"
+    idle = Harness()
+    idle.conn.drain()
+    assert idle.transport.closed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from typing import Iterator
 
 import brotli
 import pytest
@@ -290,3 +291,39 @@ async def test_a_response_built_with_text_pairs_is_still_decoded() -> None:
     response = hyperhttp.Response(200, headers=[("Content-Encoding", "gzip")], content=body)
     assert await response.aread() == b"mocked"
     assert response.field_values(b"content-encoding") == ["gzip"]
+
+
+async def test_a_requests_fields_and_their_http11_encoding() -> None:
+    """``request.fields`` (authority, the Client's shared block, the request's own fields) is
+    what is sent; the HTTP/1.1 lines are an encoding of it, the same on every path."""
+    async with hyperhttp.Client(headers={"X-Client": "1"}, accept_compressed=False) as client:
+        fast = client.build_request("POST", "http://h.test:81/a?b=c", json=[1])
+        host, block, own = fast.fields
+        assert host == b"h.test:81" and block is client._defaults
+        assert own == [(b"Content-Type", b"application/json"), (b"Content-Length", b"3")]
+        assert encode_request_head(fast) == (
+            b"POST /a?b=c HTTP/1.1\r\nHost: h.test:81\r\nAccept: */*\r\n"
+            b"User-Agent: hyperhttp/" + hyperhttp.__version__.encode() + b"\r\n"
+            b"X-Client: 1\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n"
+        )
+        merged = client.build_request(
+            "POST", "http://h.test:81/a?b=c", json=[1], headers={"X-Request": " 2 "}
+        )
+        assert encode_request_head(merged) == encode_request_head(fast).replace(
+            b"json\r\n", b"json\r\nX-Request: 2\r\n"  # the framing field comes last
+        )
+        assert merged.headers["x-request"] == "2"  # the public face, made when asked for
+
+        def chunks() -> Iterator[bytes]:
+            yield b"a"
+
+        streamed = client.build_request("PUT", "http://h.test/", content=chunks())
+        assert streamed.chunked and (b"Transfer-Encoding", b"chunked") in streamed.fields[2]
+        streamed.headers["Content-Length"] = "1"  # now the caller frames it
+        streamed.headers.pop("Transfer-Encoding")
+        streamed.check()
+        assert not streamed.chunked and streamed.stream_length == 1
+        assert (b"Transfer-Encoding", b"chunked") not in streamed.fields[2]
+    by_hand = hyperhttp.Request("GET", "http://h.test/", headers={"Host": "other.test"})
+    assert by_hand.fields[0] == b"other.test"
+    assert all(name.lower() != b"host" for name, _ in by_hand.fields[2])

@@ -70,9 +70,7 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_idle_connections_are_reused_most_recent_first(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_idle_connections_are_reused_most_recent_first() -> None:
     net = FakeNetwork()
     pool = ConnectionPool(connector=net, max_connections=10, max_keepalive_connections=10)
     first = asyncio.ensure_future(pool.handle_async_request(_request()))
@@ -90,7 +88,7 @@ async def test_idle_connections_are_reused_most_recent_first(
     assert pool.get_stats()["http://pool.test:80"]["requests"] == 3
 
 
-async def test_cap_queues_waiters_and_serves_them_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_cap_queues_waiters_and_serves_them_in_order() -> None:
     net = FakeNetwork()
     pool = ConnectionPool(connector=net, max_connections=1)
     tasks = [asyncio.ensure_future(pool.handle_async_request(_request(f"/{i}"))) for i in range(4)]
@@ -107,9 +105,7 @@ async def test_cap_queues_waiters_and_serves_them_in_order(monkeypatch: pytest.M
     assert pool.get_stats()["http://pool.test:80"]["waiting"] == 0
 
 
-async def test_pool_timeout_and_cancelled_waiters_leak_nothing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_pool_timeout_and_cancelled_waiters_leak_nothing() -> None:
     net = FakeNetwork()
     pool = ConnectionPool(connector=net, max_connections=1)
     holder = asyncio.ensure_future(pool.handle_async_request(_request()))
@@ -133,7 +129,7 @@ async def test_pool_timeout_and_cancelled_waiters_leak_nothing(
     assert len(net.connections) == 1
 
 
-async def test_keepalive_cap_closes_surplus_on_release(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_keepalive_cap_closes_surplus_on_release() -> None:
     net = FakeNetwork()
     pool = ConnectionPool(connector=net, max_connections=10, max_keepalive_connections=2)
     tasks = [asyncio.ensure_future(pool.handle_async_request(_request())) for _ in range(4)]
@@ -146,7 +142,7 @@ async def test_keepalive_cap_closes_surplus_on_release(monkeypatch: pytest.Monke
     assert len(closed) == 2 and stats["idle"] == 2 and stats["connections"] == 2
 
 
-async def test_connection_lost_while_idle_is_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_connection_lost_while_idle_is_forgotten() -> None:
     net = FakeNetwork()
     pool = ConnectionPool(connector=net)
     task = asyncio.ensure_future(pool.handle_async_request(_request()))
@@ -158,7 +154,7 @@ async def test_connection_lost_while_idle_is_forgotten(monkeypatch: pytest.Monke
     assert stats["idle"] == 0 and stats["connections"] == 0
 
 
-async def test_aclose_closes_connections_and_fails_waiters(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_aclose_closes_connections_and_fails_waiters() -> None:
     net = FakeNetwork()
     pool = ConnectionPool(connector=net, max_connections=1)
     holder = asyncio.ensure_future(pool.handle_async_request(_request()))
@@ -174,9 +170,7 @@ async def test_aclose_closes_connections_and_fails_waiters(monkeypatch: pytest.M
         await pool.handle_async_request(_request())
 
 
-async def test_a_closing_connection_keeps_its_place_until_its_socket_is_gone(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_closing_connection_keeps_its_place_until_its_socket_is_gone() -> None:
     net = FakeNetwork()
     pool = ConnectionPool(connector=net, max_connections=1)
     first = asyncio.ensure_future(pool.handle_async_request(_request()))
@@ -201,9 +195,7 @@ def _waiter_records() -> int:
     return sum(isinstance(o, pool_module.Waiter) for o in gc.get_objects())
 
 
-async def test_sustained_overload_leaves_no_waiter_records_behind(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_sustained_overload_leaves_no_waiter_records_behind() -> None:
     """Far more tasks than connections, the queue never draining until the end: the pool's
     records of served waiters must not pile up (one per request would be a leak under load)."""
     gc.collect()  # waiter records left in cycles by earlier tests would be counted too
@@ -223,9 +215,7 @@ async def test_sustained_overload_leaves_no_waiter_records_behind(
     assert _waiter_records() == 0
 
 
-async def test_records_of_many_origins_are_pruned_when_idle(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_records_of_many_origins_are_pruned_when_idle() -> None:
     """A crawler's thousands of hosts must not leave a record each behind for ever."""
     net = FakeNetwork()
     pool = ConnectionPool(connector=net, max_connections=10)
@@ -250,9 +240,7 @@ async def test_records_of_many_origins_are_pruned_when_idle(
     await busy
 
 
-async def test_at_the_cap_waiters_are_served_in_arrival_order_across_origins(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_at_the_cap_waiters_are_served_in_arrival_order_across_origins() -> None:
     """Issue 12, item 4: a released connection went to a waiter of its own origin whenever
     there was one, so a request to origin B that queued behind a busy origin A waited until
     PoolTimeout while A's later requests went first. At the cap the oldest waiter goes first:
@@ -303,3 +291,60 @@ async def test_at_the_cap_waiters_are_served_in_arrival_order_across_origins(
     net.respond(a1)
     net.respond(a2)
     await asyncio.gather(*late)
+
+
+async def test_the_connector_is_asked_for_the_origin_and_closed_with_the_pool() -> None:
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net, http2=True, http2_prior_knowledge=False)
+    task = asyncio.ensure_future(pool.handle_async_request(_request()))
+    await _settle()
+    net.respond(net.connections[0])
+    await task
+    assert net.endpoints == [("pool.test", 80, False, False)]  # http: HTTP/2 only by knowledge
+    await pool.aclose()
+    assert net.closed
+
+
+@pytest.mark.parametrize(("method", "replayed"), [("GET", True), ("POST", False)])
+async def test_a_stale_keep_alive_connection_is_replayed_only_when_safe(
+    method: str, replayed: bool
+) -> None:
+    """The connection raises StaleConnection (served before, no byte of the response yet); the
+    pool decides from that and the method: a GET goes out once more on a new connection, a
+    POST fails with the connection's own error, never the internal one."""
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net)
+    first = asyncio.ensure_future(pool.handle_async_request(_request()))
+    await _settle()
+    (reused,) = net.connections
+    net.respond(reused)
+    await first
+    request = hyperhttp.Request(method, "http://pool.test/again")
+    second = asyncio.ensure_future(pool.handle_async_request(request))
+    await _settle()
+    assert net.transport(reused).writes[-1].startswith(method.encode() + b" /again ")
+    reused.connection_lost(None)  # the server had closed it as the request went out
+    await _settle()
+    if replayed:
+        fresh = net.connections[1]
+        assert net.transport(fresh).writes[-1].startswith(b"GET /again ")
+        net.respond(fresh)
+        assert (await second).status_code == 200
+    else:
+        with pytest.raises(hyperhttp.RemoteProtocolError) as info:
+            await second
+        assert type(info.value) is hyperhttp.RemoteProtocolError
+        assert "without sending a response" in str(info.value)
+        assert len(net.connections) == 1
+    assert pool.get_stats()["http://pool.test:80"]["in_use"] == 0
+
+
+async def test_a_fresh_connection_that_fails_is_not_replayed() -> None:
+    net = FakeNetwork()
+    pool = ConnectionPool(connector=net)
+    task = asyncio.ensure_future(pool.handle_async_request(_request()))
+    await _settle()
+    net.connections[0].connection_lost(None)
+    with pytest.raises(hyperhttp.RemoteProtocolError):
+        await task
+    assert len(net.connections) == 1
