@@ -6,6 +6,7 @@ import asyncio
 from collections import deque
 from typing import Any
 
+from .._request import Request
 from .._url import URL
 from ..proto.base import Connection
 
@@ -100,10 +101,23 @@ class Waiter:
     """A request waiting for a connection: for room under the global cap (``room``), or for a
     place on an HTTP/2 connection of its origin (being set up, or with every stream taken)."""
 
-    __slots__ = ("origin", "future", "seq", "room")
+    __slots__ = ("origin", "future", "seq", "room", "request", "deadline", "held", "token")
 
-    def __init__(self, origin: Origin, future: asyncio.Future[Any], seq: int, room: bool) -> None:
+    def __init__(
+        self,
+        origin: Origin,
+        future: asyncio.Future[Any],
+        seq: int,
+        room: bool,
+        request: Request,
+    ) -> None:
         self.origin = origin
         self.future = future
         self.seq = seq  # arrival order across origins (kept when a waiter has to wait again)
         self.room = room
+        self.request = request
+        self.deadline = 0.0  # loop time its pool timeout ends (0.0: none)
+        # The connection its request was sent on by the pool (see ConnectionPool._on_idle),
+        # and that exchange's token.
+        self.held: Held | None = None
+        self.token = 0

@@ -26,6 +26,7 @@ from .._transport import Transport
 from .._url import URL
 from ..exceptions import PoolClosed, PoolTimeout, ReadError, StreamNotProcessed
 from ..proto.base import ConnectionNotAvailable, HeadLimits, StaleConnection
+from ..proto.deadline import LazyTimer
 from .connector import Connector, DirectConnector
 from .dns import Resolver
 from .origin import Held, Origin, Waiter, is_empty
@@ -91,6 +92,7 @@ class ConnectionPool(Transport):
         self._waiting_origins: set[Origin] = set()
         self._arrivals = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool_timer: LazyTimer | None = None  # the waiters' deadlines: see _check_waiters
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -101,6 +103,7 @@ class ConnectionPool(Transport):
             raise PoolClosed("the client has been closed")
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
+            self._pool_timer = LazyTimer(self._loop, self._check_waiters)
         url = request.url
         origin = self._origins.get(url.origin)
         if origin is None:
@@ -116,14 +119,21 @@ class ConnectionPool(Transport):
         # Each pass either returns, raises, or used up one dead connection; the bound is a guard.
         for attempt in range(self.max_connections + 3 + _REPLAYS + _PROGRESS_REPLAYS):
             if attempt:  # after an await: the record may have been pruned meanwhile
+                if self._closed:
+                    raise PoolClosed("the client was closed")
                 origin = self._origins.get(url.origin) or self._new_origin(url)
             held = None if fresh else self._take_idle(origin)
             if held is None:
                 held = self._take_stream(origin) if origin.shared else None
-                if held is None:
-                    held = await self._acquire(origin, timeout.pool, timeout.connect)
             try:
-                status, version, headers, stream = await held.connection.send(request, timeout)
+                if held is not None:
+                    head = await held.connection.send(request, timeout)
+                else:
+                    got = await self._acquire(origin, request)
+                    if type(got) is tuple:  # sent on a released connection: its response head
+                        head = got
+                    else:
+                        head = await got.connection.send(request, timeout)
             except ConnectionNotAvailable:
                 continue  # closed, or GOAWAY, before anything was sent
             except StaleConnection as exc:
@@ -148,6 +158,7 @@ class ConnectionPool(Transport):
                     raise
                 continue
             origin.requests += 1
+            status, version, headers, stream = head
             return received_response(
                 status, version, headers, stream, request, perf_counter() - started
             )
@@ -160,6 +171,8 @@ class ConnectionPool(Transport):
         if self._sweep_handle is not None:
             self._sweep_handle.cancel()
             self._sweep_handle = None
+        if self._pool_timer is not None:
+            self._pool_timer.cancel()
         for origin in self._waiting_origins:
             for waiter in origin.waiters:
                 if not waiter.future.done():
@@ -229,9 +242,10 @@ class ConnectionPool(Transport):
                 return held
         return None
 
-    async def _acquire(
-        self, origin: Origin, pool_timeout: float | None, connect_timeout: float | None
-    ) -> Held:
+    async def _acquire(self, origin: Origin, request: Request) -> Any:
+        """A connection (a Held record; for HTTP/2 with a place reserved) to send ``request``
+        on, or, when the pool sent it on a released connection itself, its ResponseHead."""
+        timeout = request.timeout
         seq = next(self._arrivals)  # the request's place in the queue, whatever it waits for
         while True:
             if origin.http2 is not False and (
@@ -239,26 +253,32 @@ class ConnectionPool(Transport):
             ):
                 # HTTP/2 may be coming: wait for the one connection being set up rather than
                 # open another (its places are handed out when its SETTINGS arrive).
-                result = await self._wait(origin, pool_timeout, seq, room=False)
+                result = await self._wait(origin, request, seq, room=False)
             elif self._total < self.max_connections:
                 self._total += 1
-                return await self._connect(origin, connect_timeout)
+                return await self._connect(origin, timeout.connect)
             else:
-                result = await self._wait(origin, pool_timeout, seq, room=True)
+                result = await self._wait(origin, request, seq, room=True)
             if result is _GRANT or result is _GROW:
-                return await self._connect(origin, connect_timeout, result is _GROW)
+                return await self._connect(origin, timeout.connect, result is _GROW)
             if result is not _RETRY:
-                held: Held = result
-                return held
+                return result
             held_stream = self._take_stream(origin) if origin.shared else None
             if held_stream is not None:
                 return held_stream
 
-    async def _wait(self, origin: Origin, timeout: float | None, seq: int, room: bool) -> Any:
+    async def _wait(self, origin: Origin, request: Request, seq: int, room: bool) -> Any:
         """Queue for a connection; ``room``: for room under the global cap (then an idle
-        connection elsewhere is closed to make it), else for a place on an HTTP/2 connection."""
-        assert self._loop is not None
-        waiter = Waiter(origin, self._loop.create_future(), seq, room)
+        connection elsewhere is closed to make it), else for a place on an HTTP/2 connection.
+
+        What comes back is what ``_acquire`` returns, or _GRANT, _GROW or _RETRY. A connection
+        released to this waiter may have sent its request already (``_on_idle``): then the
+        task wakes once, with the response head, and a failure is the connection's to judge.
+        The pool timeout is a deadline on the waiter, watched by one timer for every waiter
+        (``_check_waiters``): no timer handle is made and cancelled per wait."""
+        loop = self._loop
+        assert loop is not None and self._pool_timer is not None
+        waiter = Waiter(origin, loop.create_future(), seq, room, request)
         waiters = origin.waiters
         if waiters and waiters[-1].seq > seq:  # waiting again: its place is by arrival
             index = next(i for i, other in enumerate(waiters) if other.seq > seq)
@@ -269,25 +289,51 @@ class ConnectionPool(Transport):
         origin.waiting += 1
         if room and self._idle:
             self._evict_idle_elsewhere()
-        timer = None
+        timeout = request.timeout.pool
         if timeout is not None:
-            timer = self._loop.call_later(timeout, self._wait_timed_out, waiter.future, timeout)
+            waiter.deadline = deadline = loop.time() + timeout
+            self._pool_timer.arm(deadline)
         try:
             return await waiter.future
-        except asyncio.CancelledError:
+        except BaseException as exc:
+            held = waiter.held
+            if held is not None:  # its request was sent on a released connection
+                error = held.connection.failed(exc, waiter.token, waiter.future)
+                if error is exc:
+                    raise
+                raise error from exc
             future = waiter.future
-            if future.done() and not future.cancelled() and future.exception() is None:
+            if (
+                isinstance(exc, asyncio.CancelledError)
+                and future.done()
+                and not future.cancelled()
+                and future.exception() is None
+            ):
                 self._give_back(origin, future.result())
             raise
         finally:
-            origin.waiting -= 1
-            if timer is not None:
-                timer.cancel()
+            if waiter.held is None:
+                origin.waiting -= 1
 
-    @staticmethod
-    def _wait_timed_out(future: asyncio.Future[Any], timeout: float) -> None:
-        if not future.done():
-            future.set_exception(PoolTimeout(f"no connection available within {timeout}s"))
+    def _check_waiters(self) -> float:
+        """The pool timer came: fail the waiters past their deadline; the next deadline."""
+        assert self._loop is not None
+        now = self._loop.time()
+        next_due = 0.0
+        for origin in list(self._waiting_origins):
+            for waiter in origin.waiters:
+                deadline = waiter.deadline
+                if not deadline or waiter.future.done():
+                    continue
+                if deadline <= now:
+                    waiter.future.set_exception(
+                        PoolTimeout(
+                            f"no connection available within {waiter.request.timeout.pool}s"
+                        )
+                    )
+                elif not next_due or deadline < next_due:
+                    next_due = deadline
+        return next_due
 
     def _give_back(self, origin: Origin, result: Any) -> None:
         """A waiter was cancelled after it was served: pass on what it was given."""
@@ -384,11 +430,19 @@ class ConnectionPool(Transport):
                 rival = self._oldest_waiter(origin)
             waiter = self._next_waiter(origin) if waiters else None
             if waiter is not None and (rival is None or waiter.seq < rival.seq):
-                # Straight to the next waiter of the origin: it sends on this connection.
+                # Straight to the next waiter of the origin: its request goes out now, and its
+                # task wakes once, with the response head (else it sends on this connection).
                 waiters.popleft()
                 if not waiters:
                     self._waiting_origins.discard(origin)
-                waiter.future.set_result(held)
+                request = waiter.request
+                token = held.connection.start(request, request.timeout, waiter.future)
+                if token:
+                    waiter.held = held
+                    waiter.token = token
+                    origin.waiting -= 1
+                else:
+                    waiter.future.set_result(held)
                 return
         if self._closed or rival is not None:
             # At the cap, waiters are served in arrival order across origins: the oldest is

@@ -14,6 +14,7 @@ server says it did not process the request).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any, AsyncIterable, Callable, Iterable, Protocol, Union
 
@@ -128,6 +129,12 @@ class Connection(Protocol):
     are taken; ``capacity`` how many it allows at once; ``ready`` whether that number is known
     (an HTTP/2 connection learns it from the server's SETTINGS). ``drain()`` takes no new
     requests and closes once those in flight are done; ``close()`` closes now.
+
+    ``start`` sends a request without a task of its own when it can go out at once (HTTP/1.1:
+    no body, or a small bytes one): the owner hands a released connection straight to a waiting
+    request that way, and the waiter's task wakes once, with the response head in ``waiter``.
+    It returns a token (0: not started, use ``send``); a failure of that exchange goes through
+    ``failed(exc, token, waiter)``, which gives what to raise (the same as ``send`` raises).
     ``socket_closed``: the socket is gone (asyncio's ``connection_lost`` has run).
     """
 
@@ -160,6 +167,14 @@ class Connection(Protocol):
     def unreserve(self) -> None: ...
 
     async def send(self, request: OutgoingRequest, timeout: Timeouts) -> ResponseHead: ...
+
+    def start(
+        self, request: OutgoingRequest, timeout: Timeouts, waiter: asyncio.Future[ResponseHead]
+    ) -> int: ...
+
+    def failed(
+        self, exc: BaseException, exchange: int, waiter: asyncio.Future[ResponseHead]
+    ) -> BaseException: ...
 
     def drain(self) -> None: ...
 

@@ -98,6 +98,15 @@ def encode_request_head(request: OutgoingRequest) -> bytes:
     )
 
 
+def _one_write(head: bytes, body: bytes | None, chunked: bool) -> bytes:
+    """A request whose body (none, or a small bytes one) goes out with its head."""
+    if body is None:
+        return head + _LAST_CHUNK if chunked else head
+    if chunked:
+        return head + (encode_chunk(body) if body else b"") + _LAST_CHUNK
+    return head + body
+
+
 def encode_chunk(data: bytes | bytearray | memoryview) -> bytes:
     """One chunk of a chunked request body (RFC 9112 section 7.1)."""
     return b"%x\r\n%s\r\n" % (len(data), data)
@@ -262,29 +271,11 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         body: RequestBody = content if content is not None else request.stream
         chunked = request.chunked
         read_timeout = timeout.read
-        if self._parser_stale:
-            self._parser = httptools.HttpResponseParser(self)
-            self._parser_stale = False
-        self._state = WAITING
-        self._exchange = exchange = self._exchange + 1
-        self._is_head = request.method_bytes == b"HEAD"
-        self._interim = False
-        self._keep_alive = True
-        self._heads = 0
-        self._relaxed = False
-        self._response_started = False
-        self._served = served = self._served + 1
-        self._read_timeout = read_timeout
-        self._deadline = 0.0  # armed once the request is written
-        waiter = self._waiter = self._loop.create_future()
+        waiter: asyncio.Future[ResponseHead] = self._loop.create_future()
+        exchange = self._begin(request, read_timeout, waiter)
         try:
-            if body is None:
-                transport.write(head + _LAST_CHUNK if chunked else head)
-            elif isinstance(body, bytes) and len(body) <= _COALESCE_LIMIT:
-                if chunked:
-                    transport.write(head + (encode_chunk(body) if body else b"") + _LAST_CHUNK)
-                else:
-                    transport.write(head + body)
+            if body is None or (isinstance(body, bytes) and len(body) <= _COALESCE_LIMIT):
+                transport.write(_one_write(head, body, chunked))
             else:
                 self._body_unsent = True
                 transport.write(head)
@@ -297,30 +288,97 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
             response_head: ResponseHead = await waiter
             return response_head
         except BaseException as exc:
-            if self._exchange != exchange:
-                raise  # the connection has moved on to another request: not ours to touch
             if (
-                isinstance(exc, (WriteError, WriteTimeout))
+                self._exchange == exchange
+                and isinstance(exc, (WriteError, WriteTimeout))
                 and waiter.done()
                 and not waiter.cancelled()
                 and waiter.exception() is None
             ):
                 early: ResponseHead = waiter.result()
                 return early  # the server answered, then stopped reading or reset
-            if self._waiter is waiter:
-                self._waiter = None
-            waiter.cancel()  # its outcome is nobody's now (and must not be logged as unread)
-            if self._state == WAITING or self._state == BODY:
-                # Abandoned or failed mid-flight (or a head that nobody will read): the
-                # connection's state is unknown, so it is dropped.
-                self.abort()
-            if (
-                served > 1
-                and not self._response_started
-                and isinstance(exc, (RemoteProtocolError, ReadError))
-            ):
-                raise StaleConnection(exc) from exc
-            raise
+            error = self.failed(exc, exchange, waiter)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def start(
+        self,
+        request: OutgoingRequest,
+        timeout: Timeouts,
+        waiter: asyncio.Future[ResponseHead],
+    ) -> int:
+        """Send a request without a task of its own, when it goes out in one write (no body,
+        or bytes up to 64 KiB): ``waiter`` gets the response head or the failure, which the
+        owner passes to ``failed``. Returns the exchange's token for that; 0 (nothing done)
+        when the request needs ``send``, or the connection cannot take it now."""
+        transport = self._transport
+        content = request.content
+        if (
+            self._state != IDLE
+            or transport is None
+            or transport.is_closing()
+            or request.stream is not None
+            or (
+                content is not None
+                and not (isinstance(content, bytes) and len(content) <= _COALESCE_LIMIT)
+            )
+        ):
+            return 0
+        head = encode_request_head(request)
+        read_timeout = timeout.read
+        exchange = self._begin(request, read_timeout, waiter)
+        transport.write(_one_write(head, content, request.chunked))
+        if read_timeout is not None:
+            self._deadline = self._loop.time() + read_timeout
+            self._timer.arm(self._deadline)
+        return exchange
+
+    def _begin(
+        self,
+        request: OutgoingRequest,
+        read_timeout: float | None,
+        waiter: asyncio.Future[ResponseHead],
+    ) -> int:
+        """The connection's state for a new exchange; its token."""
+        if self._parser_stale:
+            self._parser = httptools.HttpResponseParser(self)
+            self._parser_stale = False
+        self._state = WAITING
+        self._exchange = exchange = self._exchange + 1
+        self._is_head = request.method_bytes == b"HEAD"
+        self._interim = False
+        self._keep_alive = True
+        self._heads = 0
+        self._relaxed = False
+        self._response_started = False
+        self._served += 1
+        self._read_timeout = read_timeout
+        self._deadline = 0.0  # armed once the request is written
+        self._waiter = waiter
+        return exchange
+
+    def failed(
+        self, exc: BaseException, exchange: int, waiter: asyncio.Future[ResponseHead]
+    ) -> BaseException:
+        """What to raise for exchange ``exchange``, which failed (or was cancelled) with
+        ``exc``: mid-flight, the connection is dropped (its state is unknown); a reused
+        connection that failed before any byte of the response gives StaleConnection."""
+        if self._exchange != exchange:
+            return exc  # the connection has moved on to another request: not ours to touch
+        if self._waiter is waiter:
+            self._waiter = None
+        waiter.cancel()  # its outcome is nobody's now (and must not be logged as unread)
+        if self._state == WAITING or self._state == BODY:
+            # Abandoned or failed mid-flight (or a head that nobody will read).
+            self.abort()
+        if (
+            self._served > 1
+            and not self._response_started
+            and isinstance(exc, (RemoteProtocolError, ReadError))
+        ):
+            return StaleConnection(exc)
+        return exc
 
     async def _write_body(
         self, body: RequestBody, chunked: bool, timeout: float | None, length: int | None = None

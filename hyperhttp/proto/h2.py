@@ -235,6 +235,18 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
                 self._reset(stream, code)
             raise
 
+    def start(
+        self, request: OutgoingRequest, timeout: Timeouts, waiter: asyncio.Future[ResponseHead]
+    ) -> int:
+        """Never without a task: 0 (see proto/base.py; streams are handed out by ``reserve``)."""
+        return 0
+
+    def failed(
+        self, exc: BaseException, exchange: int, waiter: asyncio.Future[ResponseHead]
+    ) -> BaseException:
+        """See ``start``: there is no exchange started without a task to fail."""
+        return exc
+
     async def _send_body(
         self, stream: StreamState, body: RequestBody, timeout: float | None, length: int | None
     ) -> None:

@@ -310,7 +310,8 @@ async def test_a_requests_fields_and_their_http11_encoding() -> None:
             "POST", "http://h.test:81/a?b=c", json=[1], headers={"X-Request": " 2 "}
         )
         assert encode_request_head(merged) == encode_request_head(fast).replace(
-            b"json\r\n", b"json\r\nX-Request: 2\r\n"  # the framing field comes last
+            b"json\r\n",
+            b"json\r\nX-Request: 2\r\n",  # the framing field comes last
         )
         assert merged.headers["x-request"] == "2"  # the public face, made when asked for
 

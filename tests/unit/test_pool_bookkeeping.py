@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import pytest
 
@@ -209,7 +209,10 @@ async def test_sustained_overload_leaves_no_waiter_records_behind() -> None:
         for connection in net.connections:
             net.respond(connection)
         await _settle()
-        assert _waiter_records() == origin.waiting  # only live waiters are kept anywhere
+        # Only live waiters are kept anywhere: those queued, and those whose request the pool
+        # sent on a released connection, until their response head wakes their task.
+        in_flight = sum(connection.in_use for connection in net.connections)
+        assert _waiter_records() == origin.waiting + in_flight
     await asyncio.gather(*tasks)
     assert len(net.connections) == 2
     assert _waiter_records() == 0
@@ -348,3 +351,151 @@ async def test_a_fresh_connection_that_fails_is_not_replayed() -> None:
     with pytest.raises(hyperhttp.RemoteProtocolError):
         await task
     assert len(net.connections) == 1
+
+
+# -- a released connection handed to the next waiter, its request sent by the pool ------------------
+
+
+async def _one_busy_connection(
+    net: FakeNetwork, timeout: hyperhttp.Timeout | None = None
+) -> tuple[ConnectionPool, H1Connection, asyncio.Future[Any]]:
+    pool = ConnectionPool(connector=net, max_connections=1)
+    holder = asyncio.ensure_future(pool.handle_async_request(_request("/holder", timeout)))
+    await _settle()
+    (connection,) = net.connections
+    return pool, connection, holder
+
+
+async def test_a_released_connection_carries_the_next_waiters_request_at_once() -> None:
+    net = FakeNetwork()
+    pool, connection, holder = await _one_busy_connection(net)
+    waiter = asyncio.ensure_future(pool.handle_async_request(_request("/next")))
+    await _settle()
+    writes = net.transport(connection).writes
+    assert len(writes) == 1
+    net.respond(connection)  # the release writes the waiter's request, before any task runs
+    assert len(writes) == 2 and writes[1].startswith(b"GET /next ")
+    assert pool.get_stats()["http://pool.test:80"]["waiting"] == 0
+    net.respond(connection)
+    await holder
+    response = await waiter
+    assert response.status_code == 200 and await response.aread() == b"ok"
+    assert pool.get_stats()["http://pool.test:80"]["idle"] == 1
+
+
+async def test_a_waiter_with_a_streamed_body_sends_it_from_its_own_task() -> None:
+    net = FakeNetwork()
+    pool, connection, holder = await _one_busy_connection(net)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"abc"
+
+    request = hyperhttp.Request("POST", "http://pool.test/upload", content=body())
+    waiter = asyncio.ensure_future(pool.handle_async_request(request))
+    await _settle()
+    writes = net.transport(connection).writes
+    net.respond(connection)
+    assert len(writes) == 1  # not sent by the release: the connection went to the task
+    await _settle()
+    assert writes[1].startswith(b"POST /upload ") and b"3\r\nabc\r\n" in b"".join(writes[2:])
+    net.respond(connection)
+    await holder
+    assert (await waiter).status_code == 200
+
+
+async def test_a_waiter_cancelled_after_its_request_went_out_drops_the_connection() -> None:
+    net = FakeNetwork()
+    pool, connection, holder = await _one_busy_connection(net)
+    waiter = asyncio.ensure_future(pool.handle_async_request(_request("/next")))
+    await _settle()
+    net.respond(connection)  # sent on the released connection...
+    waiter.cancel()  # ...and abandoned before its response
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await holder
+    assert net.transport(connection).aborted and connection.is_closed
+    await _settle()  # its connection_lost
+    after = asyncio.ensure_future(pool.handle_async_request(_request("/after")))
+    await _settle()
+    assert len(net.connections) == 2
+    net.respond(net.connections[1])
+    assert (await after).status_code == 200
+    stats = pool.get_stats()["http://pool.test:80"]
+    assert stats["connections"] == 1 and stats["in_use"] == 0 and stats["waiting"] == 0
+
+
+@pytest.mark.parametrize(("method", "replayed"), [("GET", True), ("DELETE", True), ("POST", False)])
+async def test_a_request_sent_by_the_release_on_a_stale_connection_is_replayed_when_safe(
+    method: str, replayed: bool
+) -> None:
+    net = FakeNetwork()
+    pool, connection, holder = await _one_busy_connection(net)
+    waiter = asyncio.ensure_future(
+        pool.handle_async_request(hyperhttp.Request(method, "http://pool.test/next"))
+    )
+    await _settle()
+    net.respond(connection)
+    await holder
+    connection.connection_lost(None)  # the server had closed it as the request went out
+    await _settle()
+    if replayed:
+        fresh = net.connections[1]
+        assert net.transport(fresh).writes[-1].startswith(method.encode() + b" /next ")
+        net.respond(fresh)
+        assert (await waiter).status_code == 200
+    else:
+        with pytest.raises(hyperhttp.RemoteProtocolError) as info:
+            await waiter
+        assert type(info.value) is hyperhttp.RemoteProtocolError
+        assert len(net.connections) == 1
+
+
+async def test_the_read_timeout_of_a_request_sent_by_the_release() -> None:
+    net = FakeNetwork()
+    pool, connection, holder = await _one_busy_connection(net)
+    waiter = asyncio.ensure_future(
+        pool.handle_async_request(_request("/slow", hyperhttp.Timeout(5.0, read=0.02)))
+    )
+    await _settle()
+    net.respond(connection)
+    await holder
+    with pytest.raises(hyperhttp.ReadTimeout):
+        await waiter
+    assert connection.is_closed
+
+
+async def test_a_request_in_flight_is_no_longer_under_the_pool_timeout() -> None:
+    net = FakeNetwork()
+    pool, connection, holder = await _one_busy_connection(net)
+    waiter = asyncio.ensure_future(
+        pool.handle_async_request(_request("/next", hyperhttp.Timeout(5.0, pool=60.0)))
+    )
+    await _settle()
+    origin = pool._origins[("http", "pool.test", 80)]
+    (record,) = origin.waiters
+    net.respond(connection)
+    await holder
+    record.deadline = 1.0  # long past: the pool timer finds nothing to fail
+    assert pool._check_waiters() == 0.0
+    assert not waiter.done()
+    net.respond(connection)
+    assert (await waiter).status_code == 200
+
+
+async def test_pool_timeouts_share_one_timer_and_fire_in_deadline_order() -> None:
+    net = FakeNetwork()
+    pool, connection, holder = await _one_busy_connection(net)
+    late = asyncio.ensure_future(
+        pool.handle_async_request(_request("/late", hyperhttp.Timeout(5.0, pool=30.0)))
+    )
+    soon = asyncio.ensure_future(
+        pool.handle_async_request(_request("/soon", hyperhttp.Timeout(5.0, pool=0.01)))
+    )
+    with pytest.raises(hyperhttp.PoolTimeout, match="within 0.01s"):
+        await soon
+    assert not late.done()
+    net.respond(connection)  # the late one is still first in line
+    await holder
+    net.respond(connection)
+    assert (await late).status_code == 200
+    assert pool.get_stats()["http://pool.test:80"]["waiting"] == 0
