@@ -20,6 +20,12 @@ offers h2 and http/1.1 by ALPN and every response's protocol is checked (the cei
 before the warm-up one request is made, and a client that did not get HTTP/2 exits with
 ``not HTTP/2: ...`` instead of measuring; a later response that is not HTTP/2 is an error.
 
+``--max-connections N`` (``perf/waiters.py``) caps each client's connections at N instead of
+``--concurrency`` (the tasks): with more tasks than connections, the surplus waits in the client's
+pool. ``--count-connections`` adds ``connections_at_end`` to the result: the established TCP
+connections of this process to the URL's port, counted from ``/proc/net/tcp`` by socket inode
+after the timed tasks finished and before the client is closed.
+
 ``hyperhttp@<short sha>`` (``perf/run.py --baseline REV``, see ``perf/baseline.py``) is the
 ``hyperhttp`` client, in every scenario, importing hyperhttp from the revision's export named by
 ``--hyperhttp-dir``; like 2.1.0, it refuses to measure if any hyperhttp module came from elsewhere.
@@ -390,6 +396,36 @@ H2_LIBRARIES: dict[str, Factory] = {  # --http2
 }
 
 
+def established_to(port: int) -> int:
+    """This process's established TCP connections to ``port`` (IPv4 and IPv6 tables).
+
+    The sockets are this process's file descriptors (``/proc/self/fd`` -> ``socket:[inode]``,
+    every thread's, pyreqwest's runtime included); ``/proc/net/tcp`` gives each inode's state and
+    remote address.
+    """
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile (listdir's own descriptor)
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as file:
+                rows = file.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()  # sl local remote st tx:rx tr:when retrnsmt uid timeout inode
+            remote, state, inode = fields[2], fields[3], fields[9]
+            if state == "01" and inode in inodes and int(remote.rpartition(":")[2], 16) == port:
+                count += 1
+    return count
+
+
 async def measure(
     lib: str,
     url: str,
@@ -399,9 +435,13 @@ async def measure(
     expected: int,
     ca: str | None = None,
     http2: bool = False,
+    max_connections: int | None = None,
+    count_connections: bool = False,
 ) -> dict[str, Any]:
+    """``concurrency`` tasks on one client whose pool is capped at ``max_connections`` (default:
+    ``concurrency``, one connection per task)."""
     factory = (H2_LIBRARIES if http2 else LIBRARIES)[runs_as(lib)]
-    fetch, close = await factory(url, concurrency, ca)
+    fetch, close = await factory(url, max_connections or concurrency, ca)
     if http2:
         await fetch()  # raises NotHTTP2 when the client did not get HTTP/2
     latencies = array("d")
@@ -433,10 +473,15 @@ async def measure(
     stop_at = began + duration
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - began
+    held = None
+    if count_connections:  # every task is done: what the client holds now, busy or idle
+        from urllib.parse import urlsplit
+
+        held = established_to(urlsplit(url).port or 80)
     await close()
     ordered = sorted(latencies)
     count = len(ordered)
-    return {
+    result = {
         "lib": lib,
         "requests": count,
         "rps": count / elapsed,
@@ -445,6 +490,11 @@ async def measure(
         "rss_mib": _peak_rss_mib(),
         "errors": errors,
     }
+    if max_connections is not None:
+        result.update(concurrency=concurrency, max_connections=max_connections)
+    if held is not None:
+        result["connections_at_end"] = held
+    return result
 
 
 async def verify_check(
@@ -507,7 +557,20 @@ def main() -> None:
     parser.add_argument(
         "--hyperhttp-dir", help=f"where {LEGACY} or a {BASELINE}SHA imports hyperhttp from"
     )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        help="the client's connection cap (default: --concurrency); fewer: tasks wait in its pool",
+    )
+    parser.add_argument(
+        "--count-connections",
+        action="store_true",
+        help="report the established connections to the URL's port when the timed tasks are done",
+    )
     args = parser.parse_args()
+    if args.max_connections is not None and args.max_connections < args.concurrency:
+        if runs_as(args.lib) == "ceiling":  # a connection per task, no pool to wait in
+            parser.error("--lib ceiling: no --max-connections below --concurrency")
     if runs_as(args.lib) not in LIBRARIES | H2_LIBRARIES:
         parser.error(f"--lib {args.lib}: no such client")
     if runs_as(args.lib) not in (H2_LIBRARIES if args.http2 else LIBRARIES):
@@ -531,6 +594,8 @@ def main() -> None:
                 args.expected,
                 args.ca,
                 args.http2,
+                args.max_connections,
+                args.count_connections,
             )
         )
     except NotHTTP2 as exc:

@@ -75,6 +75,15 @@ _BULK_LOCATION = """\
         }}
 """
 
+# perf/waiters.py only (start_server(status=True)): nginx's counters, read before and after each
+# measurement; "accepts" is how many connections it accepted, so their difference counts the
+# connections a client opened (one more: the read after, on a connection of its own).
+_STATUS_LOCATION = """\
+        location = /nginx_status {
+            stub_status;
+        }
+"""
+
 # The TLS twins of the server above (HTTP/1.1 only, and HTTP/2). One log line per TLS connection
 # (its first request only): a map lookup per request, the only difference from the plain server
 # besides TLS itself. Over HTTP/2 each stream's $connection and $connection_requests are those of
@@ -111,6 +120,7 @@ class Server:
     h2_url: str | None = None  # nginx only, when started with h2=True: TLS with HTTP/2
     h2_log: Path | None = None  # one line per connection, with its protocol first
     h2_description: str = ""
+    status_url: str | None = None  # nginx only, when started with status=True: stub_status
 
 
 def make_certificates(directory: Path) -> dict[str, Path]:
@@ -279,6 +289,7 @@ def start_server(
     tls: bool = False,
     extra_sizes: tuple[int, ...] = (),
     h2: bool = False,
+    status: bool = False,
 ) -> Server:
     """Start a server (plain HTTP, and TLS on a second port when ``tls``); return its addresses.
 
@@ -287,6 +298,8 @@ def start_server(
     through buffers of 4 MiB rather than sendfile (see ``_BULK_LOCATION``).
     ``h2``: nginx only, the same files over TLS with HTTP/2 on another port (``h2_url``; the
     demo server has no HTTP/2, and leaves ``h2_url`` None).
+    ``status``: nginx only, its ``stub_status`` counters at ``status_url`` on the plain port
+    (``perf/waiters.py`` counts the connections each client opened from them; None otherwise).
     """
     binary = nginx_binary() if prefer_nginx else None
     h2 = h2 and binary is not None
@@ -311,6 +324,8 @@ def start_server(
         if h2:
             tls_server += _tls_server(root, h2_port, "h2", True, version)
         locations = "".join(_BULK_LOCATION.format(size=size) for size in extra_sizes)
+        if status:
+            locations += _STATUS_LOCATION
         (root / "nginx.conf").write_text(
             _CONFIG.format(root=root, port=port, tls_server=tls_server, locations=locations)
         )
@@ -363,6 +378,7 @@ def start_server(
         h2_url=f"https://127.0.0.1:{h2_port}" if h2 else None,
         h2_log=root / "h2.log" if h2 else None,
         h2_description=h2_description if h2 else "",
+        status_url=f"http://127.0.0.1:{port}/nginx_status" if status and binary else None,
     )
 
 
