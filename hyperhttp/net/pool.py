@@ -424,11 +424,8 @@ class ConnectionPool(Transport):
         rival = None
         if self._waiting_origins:  # (nobody waits anywhere: the common case, nothing to look at)
             waiters = origin.waiters
-            if self._total >= self.max_connections and not (
-                len(self._waiting_origins) == 1 and origin in self._waiting_origins
-            ):
-                rival = self._oldest_waiter(origin)
-            waiter = self._next_waiter(origin) if waiters else None
+            rival = self._rival(origin)
+            waiter = self._next_waiter(origin)
             if waiter is not None and (rival is None or waiter.seq < rival.seq):
                 # Straight to the next waiter of the origin: its request goes out now, and its
                 # task wakes once, with the response head (else it sends on this connection).
@@ -506,8 +503,11 @@ class ConnectionPool(Transport):
 
     def _rival(self, origin: Origin) -> Waiter | None:
         """At the cap, the longest-waiting request of another origin that needs room."""
-        if self._total < self.max_connections or not self._waiting_origins:
+        waiting = self._waiting_origins
+        if self._total < self.max_connections or not waiting:
             return None
+        if len(waiting) == 1 and origin in waiting:
+            return None  # (the common case under load: nothing to look through)
         return self._oldest_waiter(origin)
 
     def _oldest_waiter(self, excluding: Origin | None = None) -> Waiter | None:

@@ -28,7 +28,6 @@ upload and is returned; the connection is closed once that response is complete.
 from __future__ import annotations
 
 import asyncio
-from contextlib import aclosing
 from typing import Any
 
 import httptools
@@ -62,57 +61,14 @@ from .h1_feed import (
     ParserFeed,
     keep_alive_from_fields,
 )
-from .sending import DeclaredLength, WriteFlow, pieces
+from .h1_write import COALESCE_LIMIT, RequestWriter, encode_request_head, one_write
+from .sending import WriteFlow
 from .stream import BodyStream
 
-__all__ = ["H1Connection", "encode_chunk", "encode_request_head"]
-
-# Bodies up to this size are appended to the head and written with it in one call.
-_COALESCE_LIMIT = 64 * 1024
-# Larger bodies are written in slices of this size, waiting for the transport to drain between.
-_WRITE_SLICE = 256 * 1024
-_LAST_CHUNK = b"0\r\n\r\n"
+__all__ = ["H1Connection", "encode_request_head"]
 
 
-def encode_request_head(request: OutgoingRequest) -> bytes:
-    """Request line and fields (RFC 9112 section 3), ending with the empty line.
-
-    The lines of a block shared by many requests (a Client's defaults) are encoded once, and
-    kept on the block."""
-    host, block, own = request.fields
-    shared = block.h1
-    if shared is None:
-        shared = block.h1 = b"".join([b"%s: %s\r\n" % pair for pair in block.pairs])
-    return b"".join(
-        (
-            request.method_bytes,
-            b" ",
-            request.target,
-            b" HTTP/1.1\r\nHost: ",
-            host,
-            b"\r\n",
-            shared,
-            b"".join([b"%s: %s\r\n" % pair for pair in own]) if own else b"",
-            b"\r\n",
-        )
-    )
-
-
-def _one_write(head: bytes, body: bytes | None, chunked: bool) -> bytes:
-    """A request whose body (none, or a small bytes one) goes out with its head."""
-    if body is None:
-        return head + _LAST_CHUNK if chunked else head
-    if chunked:
-        return head + (encode_chunk(body) if body else b"") + _LAST_CHUNK
-    return head + body
-
-
-def encode_chunk(data: bytes | bytearray | memoryview) -> bytes:
-    """One chunk of a chunked request body (RFC 9112 section 7.1)."""
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-class H1Connection(ParserFeed, asyncio.BufferedProtocol):
+class H1Connection(ParserFeed, RequestWriter, asyncio.BufferedProtocol):
     """One HTTP/1.1 connection: sends a request, parses its response, then is reusable."""
 
     multiplexed = False  # one request at a time (HTTP/2 connections say True)
@@ -274,8 +230,8 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         waiter: asyncio.Future[ResponseHead] = self._loop.create_future()
         exchange = self._begin(request, read_timeout, waiter)
         try:
-            if body is None or (isinstance(body, bytes) and len(body) <= _COALESCE_LIMIT):
-                transport.write(_one_write(head, body, chunked))
+            if body is None or (isinstance(body, bytes) and len(body) <= COALESCE_LIMIT):
+                transport.write(one_write(head, body, chunked))
             else:
                 self._body_unsent = True
                 transport.write(head)
@@ -321,14 +277,14 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
             or request.stream is not None
             or (
                 content is not None
-                and not (isinstance(content, bytes) and len(content) <= _COALESCE_LIMIT)
+                and not (isinstance(content, bytes) and len(content) <= COALESCE_LIMIT)
             )
         ):
             return 0
         head = encode_request_head(request)
         read_timeout = timeout.read
         exchange = self._begin(request, read_timeout, waiter)
-        transport.write(_one_write(head, content, request.chunked))
+        transport.write(one_write(head, content, request.chunked))
         if read_timeout is not None:
             self._deadline = self._loop.time() + read_timeout
             self._timer.arm(self._deadline)
@@ -379,76 +335,6 @@ class H1Connection(ParserFeed, asyncio.BufferedProtocol):
         ):
             return StaleConnection(exc)
         return exc
-
-    async def _write_body(
-        self, body: RequestBody, chunked: bool, timeout: float | None, length: int | None = None
-    ) -> bool:
-        """Write the body; False when it stopped early because the server already answered."""
-        transport = self._transport
-        if isinstance(body, (bytes, bytearray, memoryview)):
-            view = memoryview(body).cast("B")
-            if chunked and view.nbytes:
-                transport.write(b"%x\r\n" % view.nbytes)
-            for start in range(0, len(view), _WRITE_SLICE):
-                if self._state != WAITING or transport.is_closing():
-                    return False  # answered already, or the connection failed: see send()
-                transport.write(view[start : start + _WRITE_SLICE])
-                if self._flow.paused:
-                    await self._drain(timeout)
-            if self._state != WAITING:
-                return False
-            if chunked:
-                transport.write(b"\r\n" + _LAST_CHUNK if view.nbytes else _LAST_CHUNK)
-            return True
-        declared = DeclaredLength(None if chunked else length)
-        # Stopped early, the body's own iterator is closed too (see pieces()).
-        async with aclosing(pieces(body)) as source:  # type: ignore[arg-type]
-            async for chunk in source:
-                if not await self._write_piece(chunk, declared, chunked, timeout):
-                    return False
-        if self._state != WAITING:
-            return False
-        declared.check_complete()
-        if chunked:
-            transport.write(_LAST_CHUNK)
-        return True
-
-    async def _write_piece(
-        self, chunk: Any, declared: DeclaredLength, chunked: bool, timeout: float | None
-    ) -> bool:
-        transport = self._transport
-        if self._state != WAITING or transport.is_closing():
-            return False
-        size = declared.take(chunk)
-        if not size:
-            return True
-        if not chunked:
-            transport.write(chunk)
-        elif size <= _COALESCE_LIMIT:
-            transport.write(encode_chunk(chunk))
-        else:  # a large chunk is written as it is, between its framing: no copy
-            transport.write(b"%x\r\n" % size)
-            transport.write(chunk)
-            transport.write(b"\r\n")
-        if self._flow.paused:
-            await self._drain(timeout)
-        return True
-
-    async def _drain(self, timeout: float | None) -> None:
-        if self._state == CLOSED:
-            raise WriteError("connection lost while sending the request body")
-        try:
-            await self._flow.drain(timeout)
-        except WriteTimeout:
-            if self._state == WAITING:
-                self._transport.abort()
-            raise
-
-    def pause_writing(self) -> None:
-        self._flow.paused = True
-
-    def resume_writing(self) -> None:
-        self._flow.resume()
 
     def _check_read_deadline(self) -> float:
         """The timer came: fail a late response head; else the deadline still to watch."""
