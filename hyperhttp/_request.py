@@ -230,11 +230,6 @@ class Request:
         return request
 
     @property
-    def target(self) -> bytes:
-        """The request target: the URL's path and query (RFC 9112 section 3.2.1)."""
-        return self.url.target
-
-    @property
     def headers(self) -> Headers:
         """The fields to be sent (Host and framing included); changes to it are what is sent."""
         headers = self._headers

@@ -11,6 +11,7 @@ gives hyperhttp over the baseline as the median of each round's ratio.
 
 from __future__ import annotations
 
+import argparse
 import io
 import shutil
 import statistics
@@ -118,6 +119,24 @@ def paired_rounds(
     ]
 
 
+def summary(pairs: list[tuple[float, float]]) -> tuple[float, float, float, float, float, int]:
+    """Of per-round (current, before) pairs: each side's median, the median ratio, the lowest
+    and highest ratio, and the number of rounds."""
+    ratios = [current / before for current, before in pairs]
+    current, before = (statistics.median(side) for side in zip(*pairs, strict=True))
+    return current, before, statistics.median(ratios), min(ratios), max(ratios), len(ratios)
+
+
+def parse_baseline(parser: argparse.ArgumentParser, revision: str | None) -> Baseline | None:
+    """``--baseline REV`` exported, or a usage error naming what is wrong with it."""
+    if not revision:
+        return None
+    try:
+        return export_baseline(revision)
+    except ValueError as exc:
+        parser.error(f"--baseline {revision}: {exc}")
+
+
 def baseline_table(results: list[dict[str, Any]], baseline: Baseline) -> str:
     """hyperhttp over the baseline per scenario, loop and size: the median of per-round ratios.
 
@@ -143,11 +162,10 @@ def baseline_table(results: list[dict[str, Any]], baseline: Baseline) -> str:
         if not pairs:
             lines.append(f"| {scenario} | {loop} | {size} | | | - | | 0 |")
             continue
-        ratios = [current / before for current, before in pairs]
-        current, before = (statistics.median(side) for side in zip(*pairs, strict=True))
+        current, before, ratio, lowest, highest, rounds = summary(pairs)
         lines.append(
             f"| {scenario} | {loop} | {size} | {current:,.0f} {FIGURES[key]} | "
-            f"{before:,.0f} {FIGURES[key]} | {statistics.median(ratios):.2f} | "
-            f"{min(ratios):.2f} / {max(ratios):.2f} | {len(ratios)} |"
+            f"{before:,.0f} {FIGURES[key]} | {ratio:.2f} | {lowest:.2f} / {highest:.2f} | "
+            f"{rounds} |"
         )
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
     python perf/instructions.py --baseline HEAD~3                  # http 200b and 10k, asyncio
     python perf/instructions.py --baseline 03229e6 --scenario http,https,h2 --loops asyncio,uvloop
+    python perf/instructions.py --baseline HEAD~3 --tasks 256    # the pool's waiter path
 
 Wall-clock figures on a shared machine move by 10% from one round to the next; what a change
 costs on the hot path is often less than that. ``valgrind --tool=callgrind`` counts the
@@ -36,8 +37,9 @@ REPOSITORY = HERE.parent
 CONCURRENCY = 64
 
 
-def child(tree: str, url: str, requests: int, loop: str, ca: str | None) -> None:
-    """The measured process: ``requests`` GETs through one Client, 64 at a time."""
+def child(tree: str, url: str, requests: int, loop: str, ca: str | None, tasks: int) -> None:
+    """The measured process: ``requests`` GETs through one Client (64 connections at most) from
+    ``tasks`` tasks (more than 64: the rest wait in the pool, its waiter path)."""
     import asyncio
 
     if tree != str(REPOSITORY):
@@ -59,7 +61,7 @@ def child(tree: str, url: str, requests: int, loop: str, ca: str | None) -> None
                     left -= 1
                     await (await c.get(url)).aread()
 
-            await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+            await asyncio.gather(*(worker() for _ in range(tasks)))
 
     if loop == "uvloop":
         import uvloop
@@ -69,12 +71,13 @@ def child(tree: str, url: str, requests: int, loop: str, ca: str | None) -> None
         asyncio.run(run())
 
 
-def count(tree: str, url: str, requests: int, loop: str, ca: str | None) -> int:
+def count(tree: str, url: str, requests: int, loop: str, ca: str | None, tasks: int) -> int:
     """Instructions callgrind counted for one child process."""
     with tempfile.TemporaryDirectory() as scratch:
         command = [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={scratch}/out",
             sys.executable, __file__, "--child", tree, url, str(requests), loop, ca or "",
+            str(tasks),
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     found = re.search(r"Collected : (\d+)", result.stderr)
@@ -85,8 +88,8 @@ def count(tree: str, url: str, requests: int, loop: str, ca: str | None) -> int:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        tree, url, requests, loop, ca = sys.argv[2:7]
-        child(tree, url, int(requests), loop, ca or None)
+        tree, url, requests, loop, ca, tasks = sys.argv[2:8]
+        child(tree, url, int(requests), loop, ca or None, int(tasks))
         return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -96,6 +99,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="200b,10k", help=f"of {','.join(SIZES)}")
     parser.add_argument("--loops", default="asyncio", help="asyncio, uvloop (comma-separated)")
     parser.add_argument("--requests", default="500,2500", help="N1,N2 (start-up cancels out)")
+    parser.add_argument(
+        "--tasks",
+        type=int,
+        default=CONCURRENCY,
+        help=f"concurrent tasks on the {CONCURRENCY} connections (more: the pool's waiter path)",
+    )
     args = parser.parse_args()
     baseline = export_baseline(args.baseline)
     first, second = (int(n) for n in args.requests.split(","))
@@ -105,7 +114,10 @@ def main() -> None:
     urls = {"http": server.http_url, "https": server.https_url, "h2": server.h2_url}
     trees = {"hyperhttp": str(REPOSITORY), baseline.name: str(baseline.directory)}
     print(baseline.describe())
-    print(f"server: {server.description}; {CONCURRENCY} concurrent requests, one Client\n")
+    print(
+        f"server: {server.description}; {args.tasks} tasks on at most {CONCURRENCY} connections, "
+        "one Client\n"
+    )
     print(f"| scenario | loop | body | hyperhttp | {baseline.name} | x {baseline.name} |")
     print("|---|---|---|---:|---:|---:|")
     try:
@@ -119,7 +131,8 @@ def main() -> None:
                 for loop in args.loops.split(","):
                     per_request = {
                         name: (
-                            count(tree, url, second, loop, ca) - count(tree, url, first, loop, ca)
+                            count(tree, url, second, loop, ca, args.tasks)
+                            - count(tree, url, first, loop, ca, args.tasks)
                         )
                         / (second - first)
                         for name, tree in trees.items()

@@ -49,7 +49,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from baseline import Baseline, baseline_table, export_baseline, with_baseline  # noqa: E402
+from baseline import Baseline, baseline_table, parse_baseline, with_baseline  # noqa: E402
 from bulk import BULK_SCENARIOS, ensure_legacy, hyperhttp_dir, run_bulk  # noqa: E402
 from nginx import SIZES, ensure_nginx, make_certificates, start_server  # noqa: E402
 
@@ -371,12 +371,7 @@ def main() -> int:
             parser.error("--scenario h2 needs an https --url")
         if scheme == "https" and not args.ca:
             parser.error("an https --url needs --ca (every client verifies the server)")
-    baseline = None
-    if args.baseline:
-        try:
-            baseline = export_baseline(args.baseline)
-        except ValueError as exc:
-            parser.error(f"--baseline {args.baseline}: {exc}")
+    baseline = parse_baseline(parser, args.baseline)
     libs: dict[str, list[str]] = {}
     sizes: dict[str, list[str]] = {}
     skipped: set[str] = set()

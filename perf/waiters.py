@@ -53,7 +53,13 @@ HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from baseline import Baseline, export_baseline, paired_rounds, with_baseline  # noqa: E402
+from baseline import (  # noqa: E402
+    Baseline,
+    paired_rounds,
+    parse_baseline,
+    summary,
+    with_baseline,
+)
 from bulk import hyperhttp_dir  # noqa: E402
 from clients import runs_as  # noqa: E402
 from nginx import ensure_nginx, start_server  # noqa: E402
@@ -249,12 +255,10 @@ def _baseline_summary(results: list[dict[str, Any]], loops: list[str], baseline:
             if not pairs:
                 lines.append(f"| {loop} | {config} | | | - | | 0 |")
                 continue
-            ratios = [current / before for current, before in pairs]
-            current, before = (statistics.median(side) for side in zip(*pairs, strict=True))
+            current, before, ratio, lowest, highest, rounds = summary(pairs)
             lines.append(
-                f"| {loop} | {config} | {current:,.0f} | {before:,.0f} | "
-                f"{statistics.median(ratios):.2f} | {min(ratios):.2f} / {max(ratios):.2f} | "
-                f"{len(ratios)} |"
+                f"| {loop} | {config} | {current:,.0f} | {before:,.0f} | {ratio:.2f} | "
+                f"{lowest:.2f} / {highest:.2f} | {rounds} |"
             )
     return "\n".join(lines)
 
@@ -308,12 +312,7 @@ def main() -> int:
     unknown = [lib for lib in chosen if lib not in LIBS]
     if unknown:
         parser.error(f"--libs: {','.join(unknown)}; choose from {','.join(LIBS)}")
-    baseline = None
-    if args.baseline:
-        try:
-            baseline = export_baseline(args.baseline)
-        except ValueError as exc:
-            parser.error(f"--baseline {args.baseline}: {exc}")
+    baseline = parse_baseline(parser, args.baseline)
     skipped = [lib for lib in chosen if not _available(lib)]
     libs = with_baseline([lib for lib in chosen if lib not in skipped], baseline)
     if not libs:

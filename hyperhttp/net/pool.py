@@ -226,7 +226,8 @@ class ConnectionPool(Transport):
         idle = origin.idle
         while idle:
             held = idle.pop()
-            self._busy(held)
+            held.idle_since = 0.0  # (every connection in ``idle`` is counted idle)
+            self._idle -= 1
             if held.connection.is_idle:
                 return held
             self._retire(held)  # closing; its connection_lost has not run yet
@@ -451,8 +452,11 @@ class ConnectionPool(Transport):
             self._discard(held)
             return
         assert self._loop is not None
-        self._idle_from(held, self._loop.time())
+        held.idle_since = self._loop.time()  # (it was not idle: it served a request)
+        self._idle += 1
         idle.append(held)
+        if self._sweep_handle is None and self.keepalive_expiry is not None:
+            self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
 
     def _serve_streams(self, origin: Origin, held: Held) -> None:
         connection = held.connection

@@ -105,6 +105,13 @@ class Timeouts(Protocol):
     def write(self) -> float | None: ...
 
 
+class Target(Protocol):
+    """Of a request's URL, a connection reads only the request target (path and query)."""
+
+    @property
+    def target(self) -> bytes: ...
+
+
 class OutgoingRequest(Protocol):
     """What a connection reads from a request to send it. ``fields`` holds the checked fields:
     the authority (the Host field's value), a block shared with other requests and the
@@ -118,7 +125,7 @@ class OutgoingRequest(Protocol):
     fields: tuple[bytes, FieldBlock, list[Header]]
 
     @property
-    def target(self) -> bytes: ...
+    def url(self) -> Target: ...
 
 
 class Connection(Protocol):

@@ -230,7 +230,9 @@ class H1Connection(ParserFeed, RequestWriter, asyncio.BufferedProtocol):
         waiter: asyncio.Future[ResponseHead] = self._loop.create_future()
         exchange = self._begin(request, read_timeout, waiter)
         try:
-            if body is None or (isinstance(body, bytes) and len(body) <= COALESCE_LIMIT):
+            if body is None and not chunked:
+                transport.write(head)
+            elif body is None or (isinstance(body, bytes) and len(body) <= COALESCE_LIMIT):
                 transport.write(one_write(head, body, chunked))
             else:
                 self._body_unsent = True
@@ -284,7 +286,10 @@ class H1Connection(ParserFeed, RequestWriter, asyncio.BufferedProtocol):
         head = encode_request_head(request)
         read_timeout = timeout.read
         exchange = self._begin(request, read_timeout, waiter)
-        transport.write(one_write(head, content, request.chunked))
+        chunked = request.chunked
+        transport.write(
+            head if content is None and not chunked else one_write(head, content, chunked)
+        )
         if read_timeout is not None:
             self._deadline = self._loop.time() + read_timeout
             self._timer.arm(self._deadline)

@@ -39,7 +39,7 @@ def encode_request_head(request: OutgoingRequest) -> bytes:
         (
             request.method_bytes,
             b" ",
-            request.target,
+            request.url.target,
             b" HTTP/1.1\r\nHost: ",
             host,
             b"\r\n",

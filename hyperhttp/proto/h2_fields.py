@@ -113,7 +113,7 @@ def request_fields(request: OutgoingRequest, scheme: bytes) -> list[Header]:
         (b":method", request.method_bytes),
         (b":scheme", scheme),
         (b":authority", authority),
-        (b":path", request.target),
+        (b":path", request.url.target),
         *_shared(block),
     ]
     if own:

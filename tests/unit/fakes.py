@@ -74,6 +74,11 @@ class Timeouts:
         self.write = write
 
 
+class _Target:
+    def __init__(self, target: bytes) -> None:
+        self.target = target
+
+
 class WireRequest:
     """What a connection reads from a request (proto/base.py's OutgoingRequest), built by hand:
     ``fields`` are the request's own fields (Host excluded), as ``(bytes, bytes)`` pairs."""
@@ -92,7 +97,7 @@ class WireRequest:
         from hyperhttp.proto.base import EMPTY_BLOCK
 
         self.method_bytes = method
-        self.target = target
+        self.url = _Target(target)
         is_bytes = isinstance(body, (bytes, bytearray, memoryview))
         self.content = body if is_bytes else None
         self.stream = None if is_bytes else body
