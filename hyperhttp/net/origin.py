@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import Any, Iterable
 
 from .._request import Request
 from .._url import URL
+from ..exceptions import PoolTimeout
 from ..proto.base import Connection
 
-__all__ = ["Held", "Origin", "Waiter", "is_empty"]
+__all__ = ["Held", "Origin", "Waiter", "fail_late_waiters", "is_empty"]
 
 
 class Held:
@@ -121,3 +122,21 @@ class Waiter:
         # and that exchange's token.
         self.held: Held | None = None
         self.token = 0
+
+
+def fail_late_waiters(origins: Iterable[Origin], now: float) -> float:
+    """Fail with PoolTimeout the waiters of ``origins`` whose deadline is past at loop time
+    ``now``; the earliest deadline still to watch (0.0: none)."""
+    next_due = 0.0
+    for origin in list(origins):
+        for waiter in origin.waiters:
+            deadline = waiter.deadline
+            if not deadline or waiter.future.done():
+                continue
+            if deadline <= now:
+                waiter.future.set_exception(
+                    PoolTimeout(f"no connection available within {waiter.request.timeout.pool}s")
+                )
+            elif not next_due or deadline < next_due:
+                next_due = deadline
+    return next_due

@@ -1,14 +1,18 @@
 """ConnectionPool: the default Transport. Per-origin idle connections, a global cap, FIFO waiters.
 
-The hot path is synchronous: an idle connection for the origin is popped from a deque (LIFO, so hot
-connections stay warm and surplus ones age out) and the request is written before anything is
-awaited. Only a miss awaits: a new connection when under ``max_connections``, else a place in a
-FIFO of waiters with the pool timeout as a timer handle. asyncio is single-threaded, so there are no
-locks: plain deques, counters and futures.
+The pool knows connections only through the ``Connection`` interface of proto/base.py and gets
+them from the connector it is given (net/connector.py). The hot path is synchronous: an idle
+connection for the origin is popped from a deque (LIFO, so hot connections stay warm and surplus
+ones age out) and the request is written before anything is awaited. Only a miss awaits: a new
+connection when under ``max_connections``, else a place in a FIFO of waiters, whose pool timeouts
+one timer watches. A released connection goes straight to the next waiter, with its request sent
+from the release when it fits in one write. asyncio is single-threaded, so there are no locks:
+plain deques, counters and futures.
 
-Connections report back through two callbacks: ``_on_idle`` when a response completed and the
-connection can be reused, ``_on_lost`` when its socket is gone (including a server closing it
-while it sat idle, which removes it at once rather than on the next failed write).
+Connections report back through two callbacks bound to the pool's record of them (``Held``):
+``_on_idle`` when a response completed and the connection can be reused, ``_on_lost`` when it
+cannot (once at once, again when its socket is gone; a server closing it while it sat idle
+removes it at once rather than on the next failed write).
 """
 
 from __future__ import annotations
@@ -24,12 +28,12 @@ from .._models import Response, received_response
 from .._request import Request
 from .._transport import Transport
 from .._url import URL
-from ..exceptions import PoolClosed, PoolTimeout, ReadError, StreamNotProcessed
+from ..exceptions import PoolClosed, ReadError, StreamNotProcessed
 from ..proto.base import ConnectionNotAvailable, HeadLimits, StaleConnection
 from ..proto.deadline import LazyTimer
 from .connector import Connector, DirectConnector
 from .dns import Resolver
-from .origin import Held, Origin, Waiter, is_empty
+from .origin import Held, Origin, Waiter, fail_late_waiters, is_empty
 
 __all__ = ["ConnectionPool"]
 
@@ -319,22 +323,7 @@ class ConnectionPool(Transport):
     def _check_waiters(self) -> float:
         """The pool timer came: fail the waiters past their deadline; the next deadline."""
         assert self._loop is not None
-        now = self._loop.time()
-        next_due = 0.0
-        for origin in list(self._waiting_origins):
-            for waiter in origin.waiters:
-                deadline = waiter.deadline
-                if not deadline or waiter.future.done():
-                    continue
-                if deadline <= now:
-                    waiter.future.set_exception(
-                        PoolTimeout(
-                            f"no connection available within {waiter.request.timeout.pool}s"
-                        )
-                    )
-                elif not next_due or deadline < next_due:
-                    next_due = deadline
-        return next_due
+        return fail_late_waiters(self._waiting_origins, self._loop.time())
 
     def _give_back(self, origin: Origin, result: Any) -> None:
         """A waiter was cancelled after it was served: pass on what it was given."""
