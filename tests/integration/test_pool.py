@@ -147,3 +147,72 @@ async def test_a_busy_origin_does_not_starve_another_at_the_cap(scripted) -> Non
             for _ in range(10):  # PoolTimeout (3 s) before
                 assert await (await client.get(f"{quiet.url}/b")).aread() == b"quiet"
     assert quiet.accepted == 10  # each of B's requests took a place that A's connection gave up
+
+
+async def test_waiters_handed_released_connections_through_cancellations(scripted) -> None:
+    """With more tasks than connections each released connection carries the next waiter's
+    request straight away; waiters cancelled before or after theirs went out must leave the
+    pool whole: every other request answered, the cap held, nothing in use or waiting after."""
+    server = scripted(keep_answering(respond(body=b"ok")))
+    async with hyperhttp.Client(max_connections=4, max_keepalive_connections=4) as client:
+
+        async def fetch(i: int) -> bytes:
+            return await (await client.get(f"{server.url}/{i}")).aread()
+
+        tasks = [asyncio.ensure_future(fetch(i)) for i in range(120)]
+        for round_ in range(40):  # cancel a few waiters at a time as the queue moves
+            await asyncio.sleep(0)
+            for task in tasks[round_ * 3 + 2 : 120 : 40][:1]:
+                task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        answered = [r for r in results if r == b"ok"]
+        cancelled = [r for r in results if isinstance(r, asyncio.CancelledError)]
+        assert len(answered) + len(cancelled) == 120 and cancelled and len(answered) >= 80
+        stats = client.get_pool_stats()[server.url]
+        assert stats["in_use"] == 0 and stats["waiting"] == 0 and stats["connections"] <= 4
+        assert await (await client.get(server.url)).aread() == b"ok"
+    assert server.peak <= 4
+
+
+async def test_a_waiter_cancelled_after_the_release_sent_its_request(scripted) -> None:
+    """The release of the only connection sends the next waiter's request; that waiter is
+    cancelled while the server holds its answer: the connection is dropped (its state is
+    unknown), and the waiter behind gets a new one."""
+    gate, hold = threading.Event(), threading.Event()
+
+    def script(conn: Conn) -> None:
+        while (request := conn.read_request()) is not None:
+            if b" /gate " in request:
+                conn.wait(gate)
+            elif b" /hold " in request:
+                conn.wait(hold)
+                return  # the client has gone
+            conn.send(respond(body=b"ok"))
+
+    server = scripted(script)
+    async with hyperhttp.Client(max_connections=1) as client:
+        first = asyncio.ensure_future(client.get(f"{server.url}/gate"))
+        held = asyncio.ensure_future(client.get(f"{server.url}/hold"))
+        after = asyncio.ensure_future(client.get(f"{server.url}/after"))
+        for _ in range(2000):  # bounded: until both wait in the pool
+            stats = client.get_pool_stats().get(server.url, {})
+            if stats.get("waiting") == 2:
+                break
+            await asyncio.sleep(0.001)
+        assert stats["waiting"] == 2
+        gate.set()
+        for _ in range(2000):  # bounded: until the release has sent /hold
+            if any(b" /hold " in r for r in server.requests):
+                break
+            await asyncio.sleep(0.001)
+        assert await (await first).aread() == b"ok"
+        assert not held.done()
+        held.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await held
+        assert await (await after).aread() == b"ok"
+        stats = client.get_pool_stats()[server.url]
+        assert stats["in_use"] == 0 and stats["waiting"] == 0 and stats["connections"] == 1
+    hold.set()
+    assert server.accepted == 2
+    assert [r.split(b" ")[1] for r in server.requests] == [b"/gate", b"/hold", b"/after"]
