@@ -1,0 +1,1 @@
+"""Helpers with 2.x import paths (``hyperhttp.utils.backoff``)."""
