@@ -19,6 +19,10 @@ from ._timeout import Timeout
 from ._transport import Transport
 from ._url import URL
 from ._version import __version__
+from .errors.circuit_breaker import CircuitBreaker, CircuitBreakerState, DomainCircuitBreakerManager
+from .errors.classifier import ErrorClassifier
+from .errors.retry import RetryError, RetryPolicy, RetryState
+from .errors.telemetry import ErrorTelemetry
 from .exceptions import (
     CircuitBreakerOpen,
     ConnectError,
@@ -52,10 +56,28 @@ from .exceptions import (
     WriteTimeout,
 )
 from .net.dns import AiodnsResolver, CachingResolver, Resolver
+from .utils.backoff import (
+    AdaptiveBackoff,
+    BackoffStrategy,
+    DecorrelatedJitterBackoff,
+    ExponentialBackoff,
+)
 
 __all__ = [
     "__version__",
     "Client",
+    "RetryPolicy",
+    "RetryError",
+    "RetryState",
+    "ErrorClassifier",
+    "BackoffStrategy",
+    "ExponentialBackoff",
+    "DecorrelatedJitterBackoff",
+    "AdaptiveBackoff",
+    "CircuitBreaker",
+    "CircuitBreakerState",
+    "DomainCircuitBreakerManager",
+    "ErrorTelemetry",
     "Auth",
     "BasicAuth",
     "BearerAuth",

@@ -21,6 +21,7 @@ from ._models import BodyLimits, Response
 from ._multipart import MultipartEncoder
 from ._redirects import discard, redirect_request
 from ._request import Request, RequestContent, classify, frame_body, method_bytes
+from ._resilience import Attempt, Resilience
 from ._timeout import TimeoutTypes, to_timeout
 from ._transport import Transport
 from ._url import URL, QueryParams
@@ -103,14 +104,9 @@ class Client:
         max_header_size: int = 64 * 1024,
         max_headers: int = 100,
     ) -> None:
-        for name, value, issue in (
-            ("retry", retry, "retry policy"),
-            ("circuit_breaker_manager", circuit_breaker_manager, "circuit breakers"),
-            ("telemetry", telemetry, "retry telemetry"),
-            ("proxies", proxies, "proxies"),
-        ):
-            if value:
-                raise _not_yet(name, issue)
+        if proxies:
+            raise _not_yet("proxies", "proxies")
+        self._resilience = Resilience.of(retry, circuit_breaker_manager, telemetry)
         self.http2 = http2
         self.happy_eyeballs_delay = happy_eyeballs_delay
         self.follow_redirects = follow_redirects
@@ -260,10 +256,15 @@ class Client:
             json=json,
             timeout=timeout,
         )
-        return await self.send(request, follow_redirects=follow_redirects, auth=auth)
+        return await self.send(request, follow_redirects=follow_redirects, auth=auth, retry=retry)
 
     async def send(
-        self, request: Request, *, follow_redirects: bool = _UNSET, auth: Any = _UNSET
+        self,
+        request: Request,
+        *,
+        follow_redirects: bool = _UNSET,
+        auth: Any = _UNSET,
+        retry: bool = True,
     ) -> Response:
         """Send a Request built by ``build_request`` (or by hand).
 
@@ -282,6 +283,7 @@ class Client:
             and not self._jar._cookies  # type: ignore[attr-defined]
             and not self._request_hooks
             and not self._response_hooks
+            and self._resilience is None
             and not (url.username or url.password)
         ):
             # Nothing but the transport (and a look for Set-Cookie): no extra coroutine.
@@ -296,11 +298,14 @@ class Client:
         flow = self._auth if auth is _UNSET else to_auth(auth)
         if flow is None and (url.username or url.password):
             flow = url_auth(url)
+        attempt: Attempt = self._send_once
+        if self._resilience is not None:
+            attempt = self._resilience.wrap(self._send_once, retry)
         if follow:
-            return await self._send_following(request, flow)
+            return await self._send_following(request, flow, attempt)
         if flow is not None:
-            return await self._send_with_auth(request, flow)
-        return await self._send_once(request)
+            return await self._send_with_auth(request, flow, attempt)
+        return await attempt(request)
 
     async def _send_once(self, request: Request) -> Response:
         """One network attempt: cookies from the jar, request hooks, transport, Set-Cookie,
@@ -337,12 +342,12 @@ class Client:
                 raise
         return response
 
-    async def _send_with_auth(self, request: Request, auth: Auth) -> Response:
+    async def _send_with_auth(self, request: Request, auth: Auth, attempt: Attempt) -> Response:
         flow = auth.async_auth_flow(request)
         try:
             request = await flow.__anext__()
             while True:
-                response = await self._send_once(request)
+                response = await attempt(request)
                 if auth.requires_response_body:
                     await response.aread()
                 try:
@@ -356,16 +361,18 @@ class Client:
         finally:
             await flow.aclose()
 
-    async def _send_following(self, request: Request, auth: Auth | None) -> Response:
+    async def _send_following(
+        self, request: Request, auth: Auth | None, attempt: Attempt
+    ) -> Response:
         history: list[Response] = []
         first_origin = request.url.origin
         user_cookie = request.headers.get("cookie")  # sent again on same-origin hops only
         while True:
             hop_auth = auth if request.url.origin == first_origin else None
             if hop_auth is not None:
-                response = await self._send_with_auth(request, hop_auth)
+                response = await self._send_with_auth(request, hop_auth, attempt)
             else:
-                response = await self._send_once(request)
+                response = await attempt(request)
             location = response.headers.get("location") if response.is_redirect else None
             if location is None:
                 if history:
