@@ -153,6 +153,12 @@ class Client:
                 max_header_size=max_header_size,
                 max_headers=max_headers,
             )
+        if (
+            self._resilience is not None
+            and self._resilience.telemetry is not None
+            and isinstance(transport, ConnectionPool)
+        ):
+            transport.on_replay = self._resilience.replayed
         self._transport = transport
         self._closed = False
 

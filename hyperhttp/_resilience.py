@@ -146,6 +146,17 @@ class Resilience:
                 await asyncio.sleep(delay)
             retries += 1
 
+    def replayed(self, host: str, reason: str) -> None:
+        """The pool sent a request again itself (a stale keep-alive connection, or HTTP/2
+        streams the server did not process): telemetry counts it as a replay, not a retry."""
+        telemetry = self.telemetry
+        if telemetry is None:
+            return
+        try:
+            telemetry.record(host, "TRANSIENT", replay=True)
+        except Exception:  # a failing telemetry hook never fails the request
+            logger.debug("telemetry hook failed", exc_info=True)
+
     def _record(self, host: str, category: str, retried: bool, status: int | None) -> None:
         telemetry = self.telemetry
         if telemetry is None:

@@ -22,7 +22,7 @@ import itertools
 import ssl
 from functools import partial
 from time import perf_counter
-from typing import Any
+from typing import Any, Callable
 
 from .._models import Response, received_response
 from .._request import Request
@@ -99,6 +99,9 @@ class ConnectionPool(Transport):
         self._pool_timer: LazyTimer | None = None  # the waiters' deadlines: see _check_waiters
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._closed = False
+        # Told of each request the pool sends again itself (host, "stale" or "not processed"):
+        # the Client's telemetry counts them apart from its retry policy's.
+        self.on_replay: Callable[[str, str], None] | None = None
 
     # -- Transport ----------------------------------------------------------------------------
 
@@ -147,6 +150,8 @@ class ConnectionPool(Transport):
                 if retried or request.method not in _IDEMPOTENT or not request.replayable:
                     raise error from error.__cause__
                 retried = fresh = True
+                if self.on_replay is not None:
+                    self.on_replay(url.host, "stale")
                 continue
             except StreamNotProcessed as exc:
                 # Not processed, so safe to send again whatever the method (RFC 9113 section
@@ -160,6 +165,8 @@ class ConnectionPool(Transport):
                 if not request.replayable:
                     exc.args = (f"{exc.args[0]}; its body cannot be sent again: not resent",)
                     raise
+                if self.on_replay is not None:
+                    self.on_replay(url.host, "not processed")
                 continue
             origin.requests += 1
             status, version, headers, stream = head

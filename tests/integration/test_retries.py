@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -225,3 +226,45 @@ async def test_a_breaker_opens_fails_fast_and_closes_again_after_a_probe(scripte
     assert (
         report["errors_by_category"]["CONNECTION"] == 4
     )  # the three refusals and the failed probe
+
+
+async def test_the_pools_own_replay_is_a_replay_for_telemetry_not_a_retry(scripted) -> None:
+    """The stale keep-alive race: the pool sends the GET again on a new connection itself.
+    Telemetry sees a replay; the retry policy is not involved (no retry counted)."""
+    served = threading.Event()
+
+    def script(conn: Conn) -> None:
+        if not served.is_set():
+            served.set()
+            conn.read_request()
+            conn.send(respond(body=b"first"))
+            conn.read_request()  # the next request arrives ...
+            conn.close()  # ... and the server closes without answering
+            return
+        keep_answering(respond(body=b"fresh"))(conn)
+
+    server = scripted(script)
+    telemetry = ErrorTelemetry()
+    async with hyperhttp.Client(
+        retry=RetryPolicy(backoff_strategy=FAST), telemetry=telemetry
+    ) as client:
+        assert await (await client.get(server.url)).aread() == b"first"
+        assert await (await client.get(server.url)).aread() == b"fresh"
+    report = await telemetry.get_domain_report("127.0.0.1")
+    assert report is not None
+    assert report["replays"] == 1 and report["retries"] == 0 and report["total_errors"] == 0
+    assert report["total_successes"] == 2
+    assert server.accepted == 2
+
+
+async def test_a_failing_telemetry_hook_never_fails_the_request(scripted) -> None:
+    class Broken(ErrorTelemetry):
+        def record(self, *args: object, **kwargs: object) -> None:
+            raise RuntimeError("exporter down")
+
+    server = scripted(answers(UNAVAILABLE, OK))
+    async with hyperhttp.Client(
+        retry=RetryPolicy(backoff_strategy=FAST), telemetry=Broken()
+    ) as client:
+        assert (await client.get(server.url)).status_code == 200
+    assert len(server.requests) == 2
