@@ -1,0 +1,59 @@
+"""The guide's examples, run as written against local servers.
+
+A block under ``<!-- example: NAME -->`` in docs/guide.md runs here as the body of a coroutine,
+with ``BASE`` (a scripted server) and ``REFUSING`` (a loopback port nothing listens on) defined.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers.faults import Conn, respond
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide.md"
+_EXAMPLE = re.compile(r"<!-- example: (\S+) -->\n```python\n(.*?)```", re.S)
+
+
+def examples() -> dict[str, str]:
+    return dict(_EXAMPLE.findall(GUIDE.read_text()))
+
+
+def test_the_guide_has_the_examples_run_here() -> None:
+    assert {"retries", "breakers"} <= set(examples())
+
+
+def _routes(conn: Conn) -> None:
+    flaky = 0
+    while (request := conn.read_request()) is not None:
+        path = request.split(b" ")[1]
+        if path == b"/flaky":
+            flaky += 1
+            ok = flaky % 2 == 0
+        else:
+            ok = path != b"/down"
+        conn.send(respond(body=b"ok") if ok else respond("503 Service Unavailable"))
+
+
+def _refusing() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.2", 0))
+        return f"http://127.0.0.2:{sock.getsockname()[1]}/"
+
+
+async def _run(code: str, **names: Any) -> None:
+    source = "async def __example():\n" + textwrap.indent(code, "    ")
+    scope: dict[str, Any] = dict(names)
+    exec(compile(source, f"{GUIDE.name}", "exec"), scope)
+    await scope["__example"]()
+
+
+@pytest.mark.parametrize("name", ["retries", "breakers"])
+async def test_guide_example(scripted, name: str) -> None:
+    server = scripted(_routes)
+    await _run(examples()[name], BASE=server.url, REFUSING=_refusing())
