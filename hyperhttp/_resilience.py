@@ -71,6 +71,7 @@ class Resilience:
         retries = 0
         while True:
             if breaker is not None:
+                before = breaker.state
                 breaker.check(host)  # CircuitBreakerOpen: nothing is sent
             judged = False
             try:
@@ -80,6 +81,7 @@ class Resilience:
                 if breaker is not None:
                     breaker.record_failure(category)
                     judged = True
+                    _transition(host, before, breaker.state)
                 go, delay = (
                     policy.should_retry(exc, None, retries) if policy is not None else (False, 0.0)
                 )
@@ -106,12 +108,14 @@ class Resilience:
                 if status < 400 or (status < 500 and status not in (408, 429)):
                     if breaker is not None:
                         breaker.record_success()
+                        _transition(host, before, breaker.state)
                     if self.telemetry is not None:
                         self.telemetry.record_success(host)
                     return response
                 category = ErrorClassifier.categorize(None, response)
                 if breaker is not None:
                     breaker.record_failure(category)
+                    _transition(host, before, breaker.state)
                 forced = policy is not None and status in policy.status_force_list
                 go = forced and retries < policy.max_retries  # type: ignore[union-attr]
                 delay = policy.delay(retries, response) if go else 0.0  # type: ignore[union-attr]
@@ -165,3 +169,9 @@ class Resilience:
             telemetry.record(host, category, retried=retried, status=status)
         except Exception:  # a failing telemetry hook never fails the request
             logger.debug("telemetry hook failed", exc_info=True)
+
+
+def _transition(host: str, before: Any, after: Any) -> None:
+    """Breaker transitions are logged at INFO."""
+    if after is not before and logger.isEnabledFor(logging.INFO):
+        logger.info("circuit breaker for %s: %s -> %s", host, before.value, after.value)

@@ -9,6 +9,7 @@ connector through a proxy, or a fake one in a test, slots in where ``DirectConne
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from typing import Any, Callable, Protocol
 
@@ -23,6 +24,7 @@ from .tls import create_ssl_context
 __all__ = ["Connector", "DirectConnector", "Endpoint", "Negotiator"]
 
 _RECEIVE_BUFFER = 256 * 1024
+logger = logging.getLogger("hyperhttp")
 
 
 class Endpoint(Protocol):
@@ -66,10 +68,13 @@ class Negotiator(asyncio.BaseProtocol):
         self._make_h2 = make_h2
         self.protocol: Any = None
         self.refused: str | None = None
+        self.tls_version: str | None = None  # what the handshake agreed, for the log
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        if ssl_object is not None:
+            self.tls_version = ssl_object.version()
         if alpn == "h2" and self._make_h2 is not None:
             protocol = self._make_h2()
         elif not alpn or alpn == "http/1.1":
@@ -163,8 +168,20 @@ class DirectConnector:
                     "which hyperhttp cannot speak"
                     + (" with HTTP/2 off" if protocol.refused == "h2" else "")
                 )
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "connected to %s:%d over %s, %s",
+                    endpoint.host,
+                    endpoint.port,
+                    protocol.tls_version,
+                    chosen.http_version,
+                )
             return chosen  # type: ignore[no-any-return]
         connection: Connection = protocol  # type: ignore[assignment]
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "connected to %s:%d, %s", endpoint.host, endpoint.port, connection.http_version
+            )
         return connection
 
     def close(self) -> None:

@@ -19,13 +19,14 @@ class Held:
     origin (None once the pool is done with it: later reports are ignored) and since when it
     has been idle (0.0: it is not)."""
 
-    __slots__ = ("connection", "origin", "idle_since")
+    __slots__ = ("connection", "origin", "idle_since", "ended")
 
     connection: Connection
 
     def __init__(self) -> None:
         self.origin: Origin | None = None
         self.idle_since = 0.0
+        self.ended = False  # it reported that it can serve no more requests
 
 
 def is_empty(origin: Origin) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import ssl
 from functools import partial
 from time import perf_counter
@@ -45,6 +46,7 @@ _GROW = object()  # "the origin's HTTP/2 streams ran out: open one more connecti
 _REPLAYS = 3  # requests an HTTP/2 server did not process are sent again at most this often,
 _PROGRESS_REPLAYS = 100  # or this often when its GOAWAYs came after it served other requests
 _ORIGIN_LIMIT = 1024  # origin records kept before idle ones are pruned
+logger = logging.getLogger("hyperhttp")
 
 
 class ConnectionPool(Transport):
@@ -102,6 +104,9 @@ class ConnectionPool(Transport):
         # Told of each request the pool sends again itself (host, "stale" or "not processed"):
         # the Client's telemetry counts them apart from its retry policy's.
         self.on_replay: Callable[[str, str], None] | None = None
+        # Whether the "hyperhttp" logger takes DEBUG: looked at when a connection opens, so a
+        # request that reuses one pays a flag test, not a logging call.
+        self._debug = False
 
     # -- Transport ----------------------------------------------------------------------------
 
@@ -240,6 +245,8 @@ class ConnectionPool(Transport):
             held.idle_since = 0.0  # (every connection in ``idle`` is counted idle)
             self._idle -= 1
             if held.connection.is_idle:
+                if self._debug:
+                    logger.debug("reusing a connection to %s", origin.label)
                 return held
             self._retire(held)  # closing; its connection_lost has not run yet
         return None
@@ -383,6 +390,7 @@ class ConnectionPool(Transport):
         origin.connecting -= 1
         held.connection = connection
         held.origin = origin
+        self._debug = logger.isEnabledFor(logging.DEBUG)
         origin.connections.add(held)
         if self._closed:
             connection.close()
@@ -538,6 +546,10 @@ class ConnectionPool(Transport):
         if origin is None:
             return
         connection = held.connection
+        if not held.ended:  # its first report
+            held.ended = True
+            if self._debug:
+                logger.debug("connection to %s closed", origin.label)
         self._retire(held)
         if connection.multiplexed:
             self._wake_pending(origin)

@@ -65,6 +65,9 @@ class FakeSSLObject:
     def selected_alpn_protocol(self) -> str | None:
         return self.alpn or None
 
+    def version(self) -> str:
+        return "TLSv1.3"
+
 
 class Timeouts:
     """The read and write timeouts a connection's ``send`` takes (``Timeout`` has more)."""
