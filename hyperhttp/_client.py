@@ -103,6 +103,7 @@ class Client:
         http2_prior_knowledge: bool = False,
         max_header_size: int = 64 * 1024,
         max_headers: int = 100,
+        timings: bool = False,
     ) -> None:
         if proxies:
             raise _not_yet("proxies", "proxies")
@@ -152,6 +153,7 @@ class Client:
                 http2_prior_knowledge=http2_prior_knowledge,
                 max_header_size=max_header_size,
                 max_headers=max_headers,
+                timings=timings,
             )
         if (
             self._resilience is not None

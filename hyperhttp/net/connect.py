@@ -17,6 +17,7 @@ import asyncio
 import os
 import socket
 import ssl
+from time import perf_counter
 from typing import Callable, TypeVar
 
 from ..exceptions import ConnectError, ConnectTimeout, DNSError, TLSError, TLSHandshakeTimeout
@@ -179,10 +180,14 @@ async def open_connection(
     ssl_context: ssl.SSLContext | None,
     timeout: float | None,
     happy_eyeballs_delay: float = 0.25,
+    phases: dict[str, float] | None = None,
 ) -> P:
-    """Connect to ``host:port`` and return the protocol instance bound to the new transport."""
+    """Connect to ``host:port`` and return the protocol instance bound to the new transport.
+
+    ``phases``, when given, gets the seconds each phase took: "dns", "connect" and "tls"."""
     loop = asyncio.get_running_loop()
     started = loop.time()
+    mark = perf_counter()
     attempts: list[tuple[str, str]] = []
     where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
     with deadline(timeout, f"timed out connecting to {where} after {timeout}s"):
@@ -192,7 +197,13 @@ async def open_connection(
             raise DNSError(f"could not resolve {host!r}: {exc}") from exc
         if not addresses:
             raise DNSError(f"could not resolve {host!r}: the resolver returned no addresses")
+        if phases is not None:
+            now = perf_counter()
+            phases["dns"], mark = now - mark, now
         sock = await _race(loop, interleave(addresses), happy_eyeballs_delay, attempts)
+        if phases is not None:
+            now = perf_counter()
+            phases["connect"], mark = now - mark, now
     if sock is None:
         detail = "; ".join(f"{label}: {reason}" for label, reason in attempts)
         raise ConnectError(f"could not connect to {where} ({detail})", attempts)
@@ -220,6 +231,8 @@ async def open_connection(
         if ssl_context is None:
             raise ConnectError(f"could not connect to {where}: {_reason(exc)}") from exc
         raise TLSError(f"TLS handshake with {where} failed: {_reason(exc)}") from exc
+    if phases is not None and ssl_context is not None:
+        phases["tls"] = perf_counter() - mark
     return protocol
 
 

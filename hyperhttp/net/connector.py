@@ -44,8 +44,10 @@ class Connector(Protocol):
         timeout: float | None,
         on_idle: Callback,
         on_lost: Callback,
+        phases: dict[str, float] | None = None,
     ) -> Connection:
-        """A connection to ``endpoint``. ``http2``: HTTP/2 may be spoken (offered through ALPN
+        """A connection to ``endpoint``. ``phases``, when given, gets the seconds that "dns",
+        "connect" and "tls" took. ``http2``: HTTP/2 may be spoken (offered through ALPN
         over TLS, spoken from the start without). The connection calls ``on_idle`` when it can
         take a request again, ``on_lost`` when it never will (see proto/base.py). Raises
         ConnectError, ConnectTimeout, DNSError or TLSError."""
@@ -108,7 +110,9 @@ class DirectConnector:
         connect_timeout: float | None = 10.0,
         happy_eyeballs_delay: float = 0.25,
         limits: HeadLimits | None = None,
+        timed: bool = False,
     ) -> None:
+        self.timed = timed  # connections keep the stamps of response timings
         self.resolver: Resolver = resolver if resolver is not None else AiodnsResolver()
         # A resolver passed in may be shared with other pools: not ours to close.
         self._owns_resolver = resolver is None
@@ -127,8 +131,10 @@ class DirectConnector:
         timeout: float | None,
         on_idle: Callback,
         on_lost: Callback,
+        phases: dict[str, float] | None = None,
     ) -> Connection:
         loop = asyncio.get_running_loop()
+        timed = self.timed
         buffer, limits = self._buffer, self._limits
         timeouts = [t for t in (timeout, self.connect_timeout) if t is not None]
         ssl_context = None
@@ -140,10 +146,10 @@ class DirectConnector:
             scheme = b"https"
 
         def h1() -> H1Connection:
-            return H1Connection(loop, buffer, on_idle, on_lost, limits)
+            return H1Connection(loop, buffer, on_idle, on_lost, limits, timed)
 
         def h2() -> H2Connection:
-            return H2Connection(loop, buffer, on_idle, on_lost, limits, scheme)
+            return H2Connection(loop, buffer, on_idle, on_lost, limits, scheme, timed)
 
         factory: Callable[[], Any]
         if ssl_context is not None:
@@ -158,6 +164,7 @@ class DirectConnector:
             ssl_context=ssl_context,
             timeout=min(timeouts) if timeouts else None,
             happy_eyeballs_delay=self.happy_eyeballs_delay,
+            phases=phases,
         )
         if isinstance(protocol, Negotiator):
             chosen = protocol.protocol

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .._request import Request
 from .._url import URL
 from ..exceptions import PoolTimeout
 from ..proto.base import Connection
 
-__all__ = ["Held", "Origin", "Waiter", "fail_late_waiters", "is_empty"]
+__all__ = [
+    "Held",
+    "Origin",
+    "Waiter",
+    "expired",
+    "fail_late_waiters",
+    "is_empty",
+    "longest_idle",
+    "request_timings",
+]
 
 
 class Held:
@@ -19,7 +28,7 @@ class Held:
     origin (None once the pool is done with it: later reports are ignored) and since when it
     has been idle (0.0: it is not)."""
 
-    __slots__ = ("connection", "origin", "idle_since", "ended")
+    __slots__ = ("connection", "origin", "idle_since", "ended", "phases")
 
     connection: Connection
 
@@ -27,6 +36,7 @@ class Held:
         self.origin: Origin | None = None
         self.idle_since = 0.0
         self.ended = False  # it reported that it can serve no more requests
+        self.phases: dict[str, float] | None = None  # its connect timings, for its first request
 
 
 def is_empty(origin: Origin) -> bool:
@@ -141,3 +151,58 @@ def fail_late_waiters(origins: Iterable[Origin], now: float) -> float:
             elif not next_due or deadline < next_due:
                 next_due = deadline
     return next_due
+
+
+def longest_idle(origins: Iterable[Origin]) -> Held | None:
+    """The connection of ``origins`` idle for the longest, or None."""
+    oldest: Held | None = None
+    for origin in origins:
+        candidates = [h for h in origin.shared if h.idle_since]
+        if origin.idle:
+            candidates.append(origin.idle[0])
+        for candidate in candidates:
+            if oldest is None or candidate.idle_since < oldest.idle_since:
+                oldest = candidate
+    return oldest
+
+
+def expired(
+    origins: Iterable[Origin], now: float, expiry: float, discard: Callable[[Held], None]
+) -> float | None:
+    """``discard`` the connections of ``origins`` idle for ``expiry`` seconds or more at loop
+    time ``now``; when the next of the others expires (None: none is idle)."""
+    next_due: float | None = None
+    for origin in origins:
+        idle = origin.idle
+        while idle and now - idle[0].idle_since >= expiry:
+            discard(idle[0])
+        dues = [idle[0].idle_since + expiry] if idle else []
+        for held in list(origin.shared):
+            if held.idle_since:
+                if now - held.idle_since >= expiry:
+                    discard(held)
+                else:
+                    dues.append(held.idle_since + expiry)
+        if dues:
+            due = min(dues)
+            next_due = due if next_due is None else min(next_due, due)
+    return next_due
+
+
+def request_timings(
+    started: float, acquired: float, held: Held | None, stream: Any
+) -> dict[str, float]:
+    """Seconds per phase of one request: "pool" (waiting for a connection), "dns", "connect"
+    and "tls" (when it opened one), "write" (until the request was written) and "first_byte"
+    (from then until the response began)."""
+    written, first = getattr(stream, "stamps", (0.0, 0.0))
+    phases: dict[str, float] = {}
+    if held is not None and held.phases:
+        phases, held.phases = held.phases, None  # the connection's: its first request's only
+    if not acquired:  # an idle connection, or one the pool sent the request on (no held)
+        acquired = started if held is not None else written or started
+    timings = dict(phases)
+    timings["pool"] = max(0.0, acquired - started - sum(phases.values()))
+    timings["write"] = max(0.0, written - acquired) if written else 0.0
+    timings["first_byte"] = max(0.0, first - written) if written and first else 0.0
+    return timings

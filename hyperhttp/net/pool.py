@@ -34,7 +34,16 @@ from ..proto.base import ConnectionNotAvailable, HeadLimits, StaleConnection
 from ..proto.deadline import LazyTimer
 from .connector import Connector, DirectConnector
 from .dns import Resolver
-from .origin import Held, Origin, Waiter, fail_late_waiters, is_empty
+from .origin import (
+    Held,
+    Origin,
+    Waiter,
+    expired,
+    fail_late_waiters,
+    is_empty,
+    longest_idle,
+    request_timings,
+)
 
 __all__ = ["ConnectionPool"]
 
@@ -71,6 +80,7 @@ class ConnectionPool(Transport):
         max_header_size: int = 64 * 1024,
         max_headers: int = 100,
         connector: Connector | None = None,
+        timings: bool = False,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
@@ -86,7 +96,10 @@ class ConnectionPool(Transport):
                 connect_timeout=connect_timeout,
                 happy_eyeballs_delay=happy_eyeballs_delay,
                 limits=HeadLimits(max_header_size, max_headers),  # each response's head
+                timed=timings,
             )
+        # Each response gets extensions["timings"] (see _timings); off, it costs a flag test.
+        self.timings = timings
         self.connector: Connector = connector
         self.http2 = http2  # HTTP/2 through ALPN for https (the context must offer "h2")
         self.http2_prior_knowledge = http2_prior_knowledge  # HTTP/2 without TLS for http
@@ -137,6 +150,7 @@ class ConnectionPool(Transport):
             held = None if fresh else self._take_idle(origin)
             if held is None:
                 held = self._take_stream(origin) if origin.shared else None
+            acquired = 0.0
             try:
                 if held is not None:
                     head = await held.connection.send(request, timeout)
@@ -145,6 +159,9 @@ class ConnectionPool(Transport):
                     if type(got) is tuple:  # sent on a released connection: its response head
                         head = got
                     else:
+                        held = got
+                        if self.timings:
+                            acquired = perf_counter()
                         head = await got.connection.send(request, timeout)
             except ConnectionNotAvailable:
                 continue  # closed, or GOAWAY, before anything was sent
@@ -175,9 +192,13 @@ class ConnectionPool(Transport):
                 continue
             origin.requests += 1
             status, version, headers, stream = head
-            return received_response(
+            response = received_response(
                 status, version, headers, stream, request, perf_counter() - started
             )
+            if self.timings:
+                timings = request_timings(started, acquired, held, stream)
+                response.extensions = {**(response.extensions or {}), "timings": timings}
+            return response
         raise ReadError("no usable connection could be obtained")  # pragma: no cover
 
     async def aclose(self) -> None:
@@ -352,14 +373,7 @@ class ConnectionPool(Transport):
     def _evict_idle_elsewhere(self) -> None:
         """At the global cap, the longest-idle connection (of another origin: the waiting one
         has none, or it would not wait) makes room."""
-        oldest: Held | None = None
-        for other in self._origins.values():
-            candidates = [h for h in other.shared if h.idle_since]
-            if other.idle:
-                candidates.append(other.idle[0])
-            for candidate in candidates:
-                if oldest is None or candidate.idle_since < oldest.idle_since:
-                    oldest = candidate
+        oldest = longest_idle(self._origins.values())
         if oldest is not None:
             self._discard(oldest)
 
@@ -373,12 +387,14 @@ class ConnectionPool(Transport):
             origin.connecting += 1
         held = Held()
         try:
+            held.phases = {} if self.timings else None
             connection = await self.connector.connect(
                 origin,
                 http2=origin.http2 is not False,
                 timeout=connect_timeout,
                 on_idle=partial(self._on_idle, held),
                 on_lost=partial(self._on_lost, held),
+                phases=held.phases,
             )
         except BaseException:
             origin.connecting -= 1
@@ -601,21 +617,6 @@ class ConnectionPool(Transport):
         loop = self._loop
         if expiry is None or loop is None or self._closed:
             return
-        now = loop.time()
-        next_due: float | None = None
-        for origin in self._origins.values():
-            idle = origin.idle
-            while idle and now - idle[0].idle_since >= expiry:
-                self._discard(idle[0])
-            dues = [idle[0].idle_since + expiry] if idle else []
-            for held in list(origin.shared):
-                if held.idle_since:
-                    if now - held.idle_since >= expiry:
-                        self._discard(held)
-                    else:
-                        dues.append(held.idle_since + expiry)
-            if dues:
-                due = min(dues)
-                next_due = due if next_due is None else min(next_due, due)
+        next_due = expired(self._origins.values(), loop.time(), expiry, self._discard)
         if next_due is not None:
             self._sweep_handle = loop.call_at(next_due, self._sweep)

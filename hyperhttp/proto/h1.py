@@ -28,6 +28,7 @@ upload and is returned; the connection is closed once that response is complete.
 from __future__ import annotations
 
 import asyncio
+from time import perf_counter
 from typing import Any
 
 import httptools
@@ -106,8 +107,11 @@ class H1Connection(ParserFeed, RequestWriter, asyncio.BufferedProtocol):
         on_idle: Callback,
         on_lost: Callback,
         limits: HeadLimits = DEFAULT_HEAD_LIMITS,
+        timed: bool = False,
     ) -> None:
         self._loop = loop
+        self._timed = timed  # note when each request was written and its response began
+        self._written_at = self._first_byte_at = 0.0
         self._transport: Any = None
         self._buffer = buffer
         self._parser = httptools.HttpResponseParser(self)
@@ -239,6 +243,8 @@ class H1Connection(ParserFeed, RequestWriter, asyncio.BufferedProtocol):
                 transport.write(head)
                 if await self._write_body(body, chunked, timeout.write, request.stream_length):
                     self._body_unsent = False
+            if self._timed:
+                self._written_at = perf_counter()
             if read_timeout is not None and not waiter.done():
                 # The deadline for the response head: see proto/deadline.py.
                 self._deadline = self._loop.time() + read_timeout
@@ -290,6 +296,8 @@ class H1Connection(ParserFeed, RequestWriter, asyncio.BufferedProtocol):
         transport.write(
             head if content is None and not chunked else one_write(head, content, chunked)
         )
+        if self._timed:
+            self._written_at = perf_counter()
         if read_timeout is not None:
             self._deadline = self._loop.time() + read_timeout
             self._timer.arm(self._deadline)
@@ -419,6 +427,8 @@ class H1Connection(ParserFeed, RequestWriter, asyncio.BufferedProtocol):
             self._heads += 1
             return
         stream = self._stream = BodyStream(self, self._loop, self._read_timeout)
+        if self._timed:
+            stream.stamps = (self._written_at, self._first_byte_at)
         self._state = BODY
         self._fields = stream.trailers  # what follows a chunked body is trailer fields
         waiter = self._waiter

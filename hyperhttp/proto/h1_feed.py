@@ -12,6 +12,7 @@ error; on the hot path this costs a few tests per read.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any, Callable, cast
 
 import httptools
@@ -52,6 +53,9 @@ class ParserFeed:
         "_read_size",
         "_release_pending",
         "_response_started",
+        "_timed",
+        "_written_at",
+        "_first_byte_at",
         "_keep_alive",
         "_heads",
         "_head_carry",
@@ -71,6 +75,9 @@ class ParserFeed:
     _fields: list[tuple[bytes, bytes]]  # where on_header puts a field: the head's, then trailers
     _read_size: int  # of the read being parsed
     _response_started: bool  # a byte of the response arrived (see StaleConnection)
+    _timed: bool  # stamps kept for the owner's timings
+    _written_at: float
+    _first_byte_at: float
     _release_pending: bool  # the response completed: hand the connection back after this read
     _keep_alive: bool
     # What a lenient re-parse needs to know of what was fed (set up by the connection per request):
@@ -113,7 +120,10 @@ class ParserFeed:
         if state == IDLE or state == CLOSED:
             self._unexpected_data()
             return
-        self._response_started = True
+        if not self._response_started:
+            self._response_started = True
+            if self._timed:
+                self._first_byte_at = perf_counter()
         data = self._buffer[:nbytes]
         if self._holding:
             self._feed_lenient(bytes(data))

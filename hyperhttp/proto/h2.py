@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing
+from time import perf_counter
 from typing import Any, Callable
 
 import h2.events
@@ -86,7 +87,9 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
         on_lost: Callback,
         limits: HeadLimits = DEFAULT_HEAD_LIMITS,
         scheme: bytes = b"https",
+        timed: bool = False,
     ) -> None:
+        self._timed = timed  # note when each request was sent and its response began
         self._loop = loop
         self._buffer = buffer
         self._limits = limits
@@ -221,6 +224,8 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
                 if not isinstance(body, (bytes, bytearray, memoryview)):
                     self._write_out()  # the head goes before a streamed body's first piece
                 await self._send_body(stream, body, timeout.write, request.stream_length)
+            if self._timed:
+                stream.written_at = perf_counter()
             if read_timeout is not None and stream.waiter is not None:
                 stream.deadline = self._loop.time() + read_timeout
                 self._timer.arm(stream.deadline)

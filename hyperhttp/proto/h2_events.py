@@ -10,6 +10,7 @@ GOAWAY fails the streams above its last stream id as not processed.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any, Callable
 
 import h2.connection
@@ -39,6 +40,7 @@ class H2Events:
     _max_streams: int
     _settings_received: bool
     _closing: bool
+    _timed: bool
     _transport: Any
     _on_lost: Callable[[], None]
 
@@ -74,6 +76,8 @@ class H2Events:
             waiter.set_exception(exc)
             return
         body = stream.body = H2Body(self, stream.id, stream.read_timeout)
+        if self._timed:
+            body.stamps = (stream.written_at, perf_counter())
         if stream.is_head or event.stream_ended is not None:
             # A HEAD response has no content (RFC 9110 9.3.2); its stream is over for h2, and
             # its place free, only once END_STREAM came (maybe in an empty DATA frame).

@@ -51,6 +51,7 @@ class StreamState:
         "window_waiter",
         "unacked",
         "is_head",
+        "written_at",
     )
 
     def __init__(self, stream_id: int, waiter: asyncio.Future[ResponseHead]) -> None:
@@ -64,3 +65,4 @@ class StreamState:
         self.window_waiter: asyncio.Future[None] | None = None
         self.unacked = 0
         self.is_head = False
+        self.written_at = 0.0  # when the request was sent, for the owner's timings

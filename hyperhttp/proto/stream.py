@@ -47,7 +47,10 @@ class BodyStream:
         "read_timeout",
         "received",
         "trailers",
+        "stamps",  # (request written, first response byte), perf_counter; set only when timed
     )
+
+    stamps: tuple[float, float]  # only set when the connection is timed: never read otherwise
 
     def __init__(
         self, owner: StreamOwner, loop: asyncio.AbstractEventLoop, read_timeout: float | None

@@ -6,6 +6,7 @@ with ``BASE`` (a scripted server) and ``REFUSING`` (a loopback port nothing list
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import textwrap
@@ -25,7 +26,7 @@ def examples() -> dict[str, str]:
 
 
 def test_the_guide_has_the_examples_run_here() -> None:
-    assert {"retries", "breakers"} <= set(examples())
+    assert {"retries", "breakers", "timings"} <= set(examples())
 
 
 def _routes(conn: Conn) -> None:
@@ -53,7 +54,12 @@ async def _run(code: str, **names: Any) -> None:
     await scope["__example"]()
 
 
-@pytest.mark.parametrize("name", ["retries", "breakers"])
+@pytest.mark.parametrize("name", ["retries", "breakers", "timings"])
 async def test_guide_example(scripted, name: str) -> None:
     server = scripted(_routes)
-    await _run(examples()[name], BASE=server.url, REFUSING=_refusing())
+    logger = logging.getLogger("hyperhttp")
+    level = logger.level
+    try:
+        await _run(examples()[name], BASE=server.url, REFUSING=_refusing())
+    finally:
+        logger.setLevel(level)  # an example may change it

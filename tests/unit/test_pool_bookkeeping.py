@@ -36,6 +36,7 @@ class FakeNetwork:
         timeout: float | None,
         on_idle: Callable[[], None],
         on_lost: Callable[[], None],
+        phases: dict[str, float] | None = None,
     ) -> H1Connection:
         self.endpoints.append((endpoint.host, endpoint.port, endpoint.tls, http2))
         self.open_sockets_at_connect.append(sum(not c.socket_closed for c in self.connections))
