@@ -19,6 +19,9 @@ __all__ = [
     "fail_late_waiters",
     "is_empty",
     "longest_idle",
+    "next_waiter",
+    "oldest_waiter",
+    "prune",
     "request_timings",
 ]
 
@@ -88,6 +91,12 @@ class Origin:
         self.shared: list[Held] = []
         self.http2: bool | None = None if http2 else False
 
+    def settle_waiters(self, result: Any) -> None:
+        """Give every waiter still waiting ``result``."""
+        for waiter in self.waiters:
+            if not waiter.future.done():
+                waiter.future.set_result(result)
+
     def stats(self) -> dict[str, int]:
         """connections (open or opening), idle, in_use (= active), connecting, waiting, requests;
         for an origin that speaks HTTP/2 also streams (open) and max_streams (allowed)."""
@@ -151,6 +160,42 @@ def fail_late_waiters(origins: Iterable[Origin], now: float) -> float:
             elif not next_due or deadline < next_due:
                 next_due = deadline
     return next_due
+
+
+def next_waiter(origin: Origin, waiting: set[Origin]) -> Waiter | None:
+    """The origin's longest-waiting live waiter (served or cancelled ones are dropped; an origin
+    with none leaves ``waiting``, the set of waiting origins)."""
+    waiters = origin.waiters
+    while waiters and waiters[0].future.done():
+        waiters.popleft()
+    if waiters:
+        return waiters[0]
+    waiting.discard(origin)
+    return None
+
+
+def oldest_waiter(waiting: set[Origin], excluding: Origin | None) -> Waiter | None:
+    """The longest-waiting live waiter for room under the cap, of any origin in ``waiting`` but
+    ``excluding`` (served or cancelled ones are dropped on the way)."""
+    oldest: Waiter | None = None
+    for origin in list(waiting):
+        if next_waiter(origin, waiting) is None or origin is excluding:
+            continue
+        for waiter in origin.waiters:
+            if waiter.future.done() or not waiter.room:
+                continue
+            if oldest is None or waiter.seq < oldest.seq:
+                oldest = waiter
+            break  # an origin's waiters are in arrival order
+    return oldest
+
+
+def prune(origins: dict[Any, Origin], limit: int) -> int:
+    """Drop the records of ``origins`` with nothing open, opening or waiting; the limit to
+    prune at next (doubled when most records are still busy: amortised O(1))."""
+    for key in [k for k, o in origins.items() if is_empty(o)]:
+        del origins[key]
+    return limit * 2 if len(origins) > limit // 2 else limit
 
 
 def longest_idle(origins: Iterable[Origin]) -> Held | None:

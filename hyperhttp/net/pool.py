@@ -40,8 +40,10 @@ from .origin import (
     Waiter,
     expired,
     fail_late_waiters,
-    is_empty,
     longest_idle,
+    next_waiter,
+    oldest_waiter,
+    prune,
     request_timings,
 )
 
@@ -233,10 +235,7 @@ class ConnectionPool(Transport):
         limit doubles if most records are still busy, so the pruning stays amortised O(1)."""
         origins = self._origins
         if len(origins) >= self._origin_limit:
-            for key in [k for k, o in origins.items() if is_empty(o)]:
-                del origins[key]
-            if len(origins) > self._origin_limit // 2:
-                self._origin_limit *= 2
+            self._origin_limit = prune(origins, self._origin_limit)
         origin = origins[url.origin] = Origin(
             url, self.http2 if url.origin[0] == "https" else self.http2_prior_knowledge
         )
@@ -424,12 +423,11 @@ class ConnectionPool(Transport):
             self._on_lost(held)
         return held
 
-    def _wake_pending(self, origin: Origin) -> None:
+    @staticmethod
+    def _wake_pending(origin: Origin) -> None:
         """What the waiters of an HTTP/2-capable origin counted on (a connection being set up,
         or places on one) is not coming: they look again."""
-        for waiter in origin.waiters:
-            if not waiter.future.done():
-                waiter.future.set_result(_RETRY)
+        origin.settle_waiters(_RETRY)
 
     # -- connections reporting back --------------------------------------------------------
 
@@ -446,7 +444,7 @@ class ConnectionPool(Transport):
         if self._waiting_origins:  # (nobody waits anywhere: the common case, nothing to look at)
             waiters = origin.waiters
             rival = self._rival(origin)
-            waiter = self._next_waiter(origin)
+            waiter = next_waiter(origin, self._waiting_origins)
             if waiter is not None and (rival is None or waiter.seq < rival.seq):
                 # Straight to the next waiter of the origin: its request goes out now, and its
                 # task wakes once, with the response head (else it sends on this connection).
@@ -482,7 +480,10 @@ class ConnectionPool(Transport):
         connection = held.connection
         waiters = origin.waiters
         rival = self._rival(origin)
-        while connection.available > 0 and (waiter := self._next_waiter(origin)) is not None:
+        while (
+            connection.available > 0
+            and (waiter := next_waiter(origin, self._waiting_origins)) is not None
+        ):
             if rival is not None and rival.seq < waiter.seq:
                 # At the cap another origin's request came first: this connection takes no
                 # new streams and closes when those in flight end, to make room for it.
@@ -514,17 +515,6 @@ class ConnectionPool(Transport):
                 return
             self._idle_from(held, self._loop.time())
 
-    def _next_waiter(self, origin: Origin) -> Waiter | None:
-        """The origin's longest-waiting live waiter (served or cancelled ones are dropped; an
-        origin with none leaves the set of waiting origins)."""
-        waiters = origin.waiters
-        while waiters and waiters[0].future.done():
-            waiters.popleft()
-        if waiters:
-            return waiters[0]
-        self._waiting_origins.discard(origin)
-        return None
-
     def _rival(self, origin: Origin) -> Waiter | None:
         """At the cap, the longest-waiting request of another origin that needs room."""
         waiting = self._waiting_origins
@@ -532,24 +522,10 @@ class ConnectionPool(Transport):
             return None
         if len(waiting) == 1 and origin in waiting:
             return None  # (the common case under load: nothing to look through)
-        return self._oldest_waiter(origin)
+        return oldest_waiter(waiting, origin)
 
-    def _oldest_waiter(self, excluding: Origin | None = None) -> Waiter | None:
-        """The longest-waiting live waiter for room under the cap, of any origin but
-        ``excluding`` (served or cancelled ones are dropped on the way)."""
-        oldest: Waiter | None = None
-        for origin in list(self._waiting_origins):
-            if self._next_waiter(origin) is None:
-                continue
-            if origin is excluding:
-                continue
-            for waiter in origin.waiters:
-                if waiter.future.done() or not waiter.room:
-                    continue
-                if oldest is None or waiter.seq < oldest.seq:
-                    oldest = waiter
-                break  # an origin's waiters are in arrival order
-        return oldest
+    def _oldest_waiter(self) -> Waiter | None:
+        return oldest_waiter(self._waiting_origins, None)
 
     def _on_lost(self, held: Held) -> None:
         """The connection can serve no more requests; once its socket is gone, its place is free.

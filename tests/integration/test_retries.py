@@ -268,3 +268,45 @@ async def test_a_failing_telemetry_hook_never_fails_the_request(scripted) -> Non
     ) as client:
         assert (await client.get(server.url)).status_code == 200
     assert len(server.requests) == 2
+
+
+async def test_each_redirect_hop_is_retried_on_its_own(scripted) -> None:
+    seen: list[bytes] = []
+
+    def script(conn: Conn) -> None:
+        while (request := conn.read_request()) is not None:
+            path = request.split(b" ")[1]
+            seen.append(path)
+            if path == b"/a":
+                conn.send(respond("302 Found", headers=("Location: /b",)))
+            elif seen.count(b"/b") == 1:
+                conn.send(UNAVAILABLE)
+            else:
+                conn.send(OK)
+
+    server = scripted(script)
+    policy = RetryPolicy(backoff_strategy=FAST)
+    async with hyperhttp.Client(retry=policy, follow_redirects=True) as client:
+        response = await client.get(f"{server.url}/a")
+        assert response.status_code == 200 and await response.aread() == b"ok"
+        assert [r.status_code for r in response.history] == [302]
+    assert seen == [b"/a", b"/b", b"/b"]
+
+
+async def test_telemetry_counts_what_happened(scripted) -> None:
+    server = scripted(answers(UNAVAILABLE, UNAVAILABLE, OK))
+    telemetry = ErrorTelemetry()
+    async with hyperhttp.Client(
+        retry=RetryPolicy(backoff_strategy=FAST), telemetry=telemetry
+    ) as client:
+        assert (await client.get(server.url)).status_code == 200
+        assert (await client.get(server.url)).status_code == 200
+    report = await telemetry.get_domain_report("127.0.0.1")
+    assert report is not None
+    assert report["total_errors"] == 2 and report["retries"] == 2
+    assert report["total_successes"] == 2 and report["replays"] == 0
+    assert report["errors_by_category"] == {"SERVER": 2}
+    assert report["status_codes"] == {503: 2}
+    assert report["last_60s"]["errors"] == 2
+    assert await telemetry.get_all_domains() == ["127.0.0.1"]
+    assert telemetry.snapshot()["domains"]["127.0.0.1"]["total_errors"] == 2
