@@ -29,21 +29,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..exceptions import CircuitBreakerOpen
+from .classifier import ErrorClassifier
 
 __all__ = ["CircuitBreaker", "CircuitBreakerState", "DomainCircuitBreakerManager"]
 
-# The error categories of hyperhttp.errors.classifier, spelled out to keep this module standalone.
-_CATEGORIES = (
-    "TRANSIENT",
-    "TIMEOUT",
-    "PROTOCOL",
-    "CONNECTION",
-    "TLS",
-    "DNS",
-    "SERVER",
-    "CLIENT",
-    "FATAL",
-)
+_CATEGORIES = ErrorClassifier.categories()
 _DEFAULT_TRACKED = frozenset(("CONNECTION", "TIMEOUT", "SERVER", "TRANSIENT"))
 _CONFIG_KEYS = frozenset(
     ("failure_threshold", "recovery_timeout", "success_threshold", "tracked_categories")

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import pytest
 
 import hyperhttp
-from tests.servers.faults import Conn, answer_once, keep_answering, respond
+from tests.servers.faults import Conn, answer_once, close_on_second_request, keep_answering, respond
 
 
 async def test_read_timeout_on_a_stalled_server(scripted) -> None:
@@ -126,22 +126,8 @@ async def test_connection_closed_by_server_while_idle_is_not_reused(scripted) ->
     assert server.accepted == 2
 
 
-def _close_on_second_request(first_connection: threading.Event):
-    def script(conn: Conn) -> None:
-        if not first_connection.is_set():
-            first_connection.set()
-            conn.read_request()
-            conn.send(respond(body=b"first"))
-            conn.read_request()  # the next request arrives ...
-            conn.close()  # ... and the server closes without answering
-            return
-        keep_answering(respond(body=b"fresh"))(conn)
-
-    return script
-
-
 async def test_stale_keep_alive_race_retries_idempotent_request_once(scripted) -> None:
-    server = scripted(_close_on_second_request(threading.Event()))
+    server = scripted(close_on_second_request(threading.Event()))
     async with hyperhttp.Client() as client:
         assert await (await client.get(server.url)).aread() == b"first"
         assert await (await client.get(server.url)).aread() == b"fresh"
@@ -149,7 +135,7 @@ async def test_stale_keep_alive_race_retries_idempotent_request_once(scripted) -
 
 
 async def test_stale_keep_alive_race_never_replays_post(scripted) -> None:
-    server = scripted(_close_on_second_request(threading.Event()))
+    server = scripted(close_on_second_request(threading.Event()))
     async with hyperhttp.Client() as client:
         assert await (await client.get(server.url)).aread() == b"first"
         with pytest.raises(hyperhttp.RemoteProtocolError):

@@ -16,7 +16,8 @@ from hyperhttp.errors.circuit_breaker import CircuitBreakerState, DomainCircuitB
 from hyperhttp.errors.retry import IDEMPOTENT_METHODS, RetryError, RetryPolicy
 from hyperhttp.errors.telemetry import ErrorTelemetry
 from hyperhttp.utils.backoff import ExponentialBackoff
-from tests.servers.faults import Conn, keep_answering, respond
+from tests.servers.faults import Conn, close_on_second_request, keep_answering, respond
+from tests.unit.fakes import FakeClock
 
 FAST = ExponentialBackoff(base=0.001, max_backoff=0.01, jitter=False)
 
@@ -166,16 +167,8 @@ def _refusing_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_a_breaker_opens_fails_fast_and_closes_again_after_a_probe(scripted) -> None:
-    clock = Clock()
+    clock = FakeClock()
     breakers = DomainCircuitBreakerManager(
         {"failure_threshold": 3, "recovery_timeout": 30.0, "success_threshold": 1}, clock=clock
     )
@@ -231,19 +224,7 @@ async def test_a_breaker_opens_fails_fast_and_closes_again_after_a_probe(scripte
 async def test_the_pools_own_replay_is_a_replay_for_telemetry_not_a_retry(scripted) -> None:
     """The stale keep-alive race: the pool sends the GET again on a new connection itself.
     Telemetry sees a replay; the retry policy is not involved (no retry counted)."""
-    served = threading.Event()
-
-    def script(conn: Conn) -> None:
-        if not served.is_set():
-            served.set()
-            conn.read_request()
-            conn.send(respond(body=b"first"))
-            conn.read_request()  # the next request arrives ...
-            conn.close()  # ... and the server closes without answering
-            return
-        keep_answering(respond(body=b"fresh"))(conn)
-
-    server = scripted(script)
+    server = scripted(close_on_second_request(threading.Event()))
     telemetry = ErrorTelemetry()
     async with hyperhttp.Client(
         retry=RetryPolicy(backoff_strategy=FAST), telemetry=telemetry

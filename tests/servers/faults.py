@@ -238,6 +238,23 @@ def keep_answering(response: bytes) -> Script:
     return script
 
 
+def close_on_second_request(first_connection: threading.Event, body: bytes = b"fresh") -> Script:
+    """The stale keep-alive race: the first connection answers one request ("first"), then
+    reads the next and closes without answering; later connections answer ``body``."""
+
+    def script(conn: Conn) -> None:
+        if not first_connection.is_set():
+            first_connection.set()
+            conn.read_request()
+            conn.send(respond(body=b"first"))
+            conn.read_request()  # the next request arrives ...
+            conn.close()  # ... and the server closes without answering
+            return
+        keep_answering(respond(body=body))(conn)
+
+    return script
+
+
 class HangingListener:
     """A listener whose accept backlog is full: a new connect to it gets no answer and hangs.
 

@@ -107,3 +107,16 @@ class WireRequest:
         self.chunked = chunked
         self.stream_length = length
         self.fields = (host, EMPTY_BLOCK, fields if fields is not None else [])
+
+
+class FakeClock:
+    """A monotonic clock the test advances by hand."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

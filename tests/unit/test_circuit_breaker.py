@@ -12,23 +12,11 @@ from hyperhttp.errors.circuit_breaker import (
     DomainCircuitBreakerManager,
 )
 from hyperhttp.exceptions import CircuitBreakerOpen
+from tests.unit.fakes import FakeClock
 
 CLOSED = CircuitBreakerState.CLOSED
 OPEN = CircuitBreakerState.OPEN
 HALF_OPEN = CircuitBreakerState.HALF_OPEN
-
-
-class FakeClock:
-    """A monotonic clock the test advances by hand."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

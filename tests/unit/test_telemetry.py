@@ -8,19 +8,7 @@ import json
 import pytest
 
 from hyperhttp.errors.telemetry import ErrorTelemetry
-
-
-class FakeClock:
-    """A monotonic clock the test advances by hand."""
-
-    def __init__(self, now: float = 10_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.unit.fakes import FakeClock
 
 
 class FakeResponse:
