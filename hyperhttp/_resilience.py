@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ._redirects import discard
-from .errors.classifier import ErrorClassifier
+from .errors.classifier import CLIENT, ErrorClassifier
 from .errors.retry import RetryError, RetryPolicy, RetryState, as_policy
 from .exceptions import HTTPStatusError, HyperHTTPError
 
@@ -85,11 +85,8 @@ class Resilience:
                 go, delay = (
                     policy.should_retry(exc, None, retries) if policy is not None else (False, 0.0)
                 )
-                self._record(host, category, go, None)
-                if state is None:
-                    state = RetryState(request.method, str(request.url))
-                state.attempt_count = retries + 1
-                state.failed(category, exc, None, delay if go else 0.0)
+                self._tell(host, category, retried=go)
+                state = _failed(state, request, retries, category, exc, None, delay if go else 0.0)
                 if not go:
                     if retries == 0:
                         raise
@@ -105,31 +102,28 @@ class Resilience:
                 raise
             else:
                 status = response.status_code
-                if status < 400 or (status < 500 and status not in (408, 429)):
+                failure = ErrorClassifier.categorize(None, response) if status >= 400 else None
+                if failure is None or failure == CLIENT:  # the host answered as it should
                     if breaker is not None:
                         breaker.record_success()
                         _transition(host, before, breaker.state)
-                    if self.telemetry is not None:
-                        self.telemetry.record_success(host)
+                    self._tell(host, None)
                     return response
-                category = ErrorClassifier.categorize(None, response)
                 if breaker is not None:
-                    breaker.record_failure(category)
+                    breaker.record_failure(failure)
                     _transition(host, before, breaker.state)
-                forced = policy is not None and status in policy.status_force_list
-                go = forced and retries < policy.max_retries  # type: ignore[union-attr]
-                delay = policy.delay(retries, response) if go else 0.0  # type: ignore[union-attr]
-                self._record(host, category, go, status)
-                if not forced:
+                go, delay = (
+                    policy.should_retry(None, response, retries)
+                    if policy is not None
+                    else (False, 0.0)
+                )
+                self._tell(host, failure, retried=go, status=status)
+                if policy is None or status not in policy.status_force_list:
                     return response  # a status the policy does not retry: the caller's
-                if state is None:
-                    state = RetryState(request.method, str(request.url))
-                state.attempt_count = retries + 1
-                state.failed(category, None, status, delay)
+                state = _failed(state, request, retries, failure, None, status, delay)
                 if not go:
-                    await (
-                        response.aread()
-                    )  # the body is the caller's to see; the connection goes back
+                    # The body is the caller's to see, and the connection goes back.
+                    await response.aread()
                     error = HTTPStatusError(
                         f"{status} from {request.url} after {state.attempt_count} attempts",
                         request=request,
@@ -144,31 +138,47 @@ class Resilience:
                     host,
                     delay,
                     retries + 1,
-                    state.last_error_category if state is not None else "",
+                    state.last_error_category,
                 )
             if delay > 0:
                 await asyncio.sleep(delay)
             retries += 1
 
-    def replayed(self, host: str, reason: str) -> None:
+    def replayed(self, host: str) -> None:
         """The pool sent a request again itself (a stale keep-alive connection, or HTTP/2
         streams the server did not process): telemetry counts it as a replay, not a retry."""
+        self._tell(host, "TRANSIENT", replay=True)
+
+    def _tell(self, host: str, category: str | None, **flags: Any) -> None:
+        """Telemetry of an attempt: a success (``category`` None) or a failure. A failing
+        telemetry hook never fails the request."""
         telemetry = self.telemetry
         if telemetry is None:
             return
         try:
-            telemetry.record(host, "TRANSIENT", replay=True)
-        except Exception:  # a failing telemetry hook never fails the request
+            if category is None:
+                telemetry.record_success(host)
+            else:
+                telemetry.record(host, category, **flags)
+        except Exception:
             logger.debug("telemetry hook failed", exc_info=True)
 
-    def _record(self, host: str, category: str, retried: bool, status: int | None) -> None:
-        telemetry = self.telemetry
-        if telemetry is None:
-            return
-        try:
-            telemetry.record(host, category, retried=retried, status=status)
-        except Exception:  # a failing telemetry hook never fails the request
-            logger.debug("telemetry hook failed", exc_info=True)
+
+def _failed(
+    state: RetryState | None,
+    request: Request,
+    retries: int,
+    category: str,
+    error: BaseException | None,
+    status: int | None,
+    delay: float,
+) -> RetryState:
+    """``state`` (made at the first failure) with attempt ``retries + 1`` noted as failed."""
+    if state is None:
+        state = RetryState(request.method, str(request.url))
+    state.attempt_count = retries + 1
+    state.failed(category, error, status, delay)
+    return state
 
 
 def _transition(host: str, before: Any, after: Any) -> None:

@@ -116,9 +116,10 @@ class ConnectionPool(Transport):
         self._pool_timer: LazyTimer | None = None  # the waiters' deadlines: see _check_waiters
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._closed = False
-        # Told of each request the pool sends again itself (host, "stale" or "not processed"):
-        # the Client's telemetry counts them apart from its retry policy's.
-        self.on_replay: Callable[[str, str], None] | None = None
+        # Told (the host) of each request the pool sends again itself (a stale keep-alive
+        # connection, HTTP/2 streams not processed): the Client's telemetry counts them apart
+        # from its retry policy's.
+        self.on_replay: Callable[[str], None] | None = None
         # Whether the "hyperhttp" logger takes DEBUG: looked at when a connection opens, so a
         # request that reuses one pays a flag test, not a logging call.
         self._debug = False
@@ -175,7 +176,7 @@ class ConnectionPool(Transport):
                     raise error from error.__cause__
                 retried = fresh = True
                 if self.on_replay is not None:
-                    self.on_replay(url.host, "stale")
+                    self.on_replay(url.host)
                 continue
             except StreamNotProcessed as exc:
                 # Not processed, so safe to send again whatever the method (RFC 9113 section
@@ -190,7 +191,7 @@ class ConnectionPool(Transport):
                     exc.args = (f"{exc.args[0]}; its body cannot be sent again: not resent",)
                     raise
                 if self.on_replay is not None:
-                    self.on_replay(url.host, "not processed")
+                    self.on_replay(url.host)
                 continue
             origin.requests += 1
             status, version, headers, stream = head
