@@ -103,7 +103,8 @@ class Resilience:
             else:
                 status = response.status_code
                 failure = ErrorClassifier.categorize(None, response) if status >= 400 else None
-                if failure is None or failure == CLIENT:  # the host answered as it should
+                forced = policy is not None and status in policy.status_force_list
+                if failure is None or (failure == CLIENT and not forced):  # the host is fine
                     if breaker is not None:
                         breaker.record_success()
                         _transition(host, before, breaker.state)
@@ -118,7 +119,7 @@ class Resilience:
                     else (False, 0.0)
                 )
                 self._tell(host, failure, retried=go, status=status)
-                if policy is None or status not in policy.status_force_list:
+                if not forced:
                     return response  # a status the policy does not retry: the caller's
                 state = _failed(state, request, retries, failure, None, status, delay)
                 if not go:

@@ -291,3 +291,17 @@ async def test_telemetry_counts_what_happened(scripted) -> None:
     assert report["last_60s"]["errors"] == 2
     assert await telemetry.get_all_domains() == ["127.0.0.1"]
     assert telemetry.snapshot()["domains"]["127.0.0.1"]["total_errors"] == 2
+
+
+async def test_a_client_status_in_the_force_list_is_retried(scripted) -> None:
+    """A 4xx the user lists in status_force_list is retried like a 503 (a 4xx not listed is
+    the caller's at once)."""
+    server = scripted(answers(respond("404 Not Found"), OK))
+    policy = RetryPolicy(backoff_strategy=FAST, status_force_list=[404])
+    async with hyperhttp.Client(retry=policy) as client:
+        assert (await client.get(server.url)).status_code == 200
+    assert len(server.requests) == 2
+    server = scripted(answers(respond("404 Not Found"), OK))
+    async with hyperhttp.Client(retry=RetryPolicy(backoff_strategy=FAST)) as client:
+        assert (await client.get(server.url)).status_code == 404
+    assert len(server.requests) == 1
