@@ -423,7 +423,9 @@ class Client:
         if files is not None:
             if content is not None or json is not _UNSET:
                 raise TypeError("files= goes with data= only, not with content= or json=")
-            content = MultipartEncoder(data, files)  # type: ignore[assignment]
+            if data is not None and not isinstance(data, Mapping):
+                raise TypeError("data= takes a mapping of form fields")
+            content = MultipartEncoder(_form_pairs(data), files)  # type: ignore[assignment]
             data = None
         if content is not None:
             if json is not _UNSET or data is not None:
@@ -441,13 +443,7 @@ class Client:
                 raise TypeError(
                     "data= takes a mapping of form fields; send raw bytes with content="
                 )
-            body = urlencode(
-                [
-                    (k, v)
-                    for k, vs in data.items()
-                    for v in (vs if isinstance(vs, (list, tuple)) else [vs])
-                ]
-            ).encode("ascii")
+            body = urlencode(_form_pairs(data)).encode("ascii")
             content_type = _FORM
 
         request_timeout = self.timeout if timeout is _UNSET else to_timeout(timeout)
@@ -534,6 +530,17 @@ class Client:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _form_pairs(data: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    """Form fields as pairs: a list or tuple value repeats its name."""
+    if data is None:
+        return []
+    return [
+        (name, value)
+        for name, values in data.items()
+        for value in (values if isinstance(values, (list, tuple)) else [values])
+    ]
 
 
 def _cookie_header(cookies: Mapping[str, str]) -> str:

@@ -26,7 +26,7 @@ def examples() -> dict[str, str]:
 
 
 def test_the_guide_has_the_examples_run_here() -> None:
-    assert {"retries", "breakers", "timings"} <= set(examples())
+    assert {"retries", "breakers", "timings", "multipart"} <= set(examples())
 
 
 def _routes(conn: Conn) -> None:
@@ -54,12 +54,12 @@ async def _run(code: str, **names: Any) -> None:
     await scope["__example"]()
 
 
-@pytest.mark.parametrize("name", ["retries", "breakers", "timings"])
-async def test_guide_example(scripted, name: str) -> None:
+@pytest.mark.parametrize("name", ["retries", "breakers", "timings", "multipart"])
+async def test_guide_example(scripted, name: str, tmp_path: Path) -> None:
     server = scripted(_routes)
     logger = logging.getLogger("hyperhttp")
     level = logger.level
     try:
-        await _run(examples()[name], BASE=server.url, REFUSING=_refusing())
+        await _run(examples()[name], BASE=server.url, REFUSING=_refusing(), TMP=str(tmp_path))
     finally:
         logger.setLevel(level)  # an example may change it

@@ -142,6 +142,10 @@ def test_bad_parts_are_refused(tmp_path: pathlib.Path) -> None:
         MultipartEncoder({"field": object()})
     with pytest.raises(ValueError):
         MultipartEncoder(files={"f": ("a", b"x", "text/plain\r\nX: y")}).to_bytes()
+    with pytest.raises(ValueError, match="a tuple is"):  # a file tuple has 2 or 3 items
+        MultipartEncoder(files={"f": ("a", b"x", "text/plain", "extra")})
+    with pytest.raises(ValueError, match="non-empty"):
+        MultipartEncoder(files={"": b"x"})
 
 
 def _bomb_gzip(mib: int) -> bytes:
