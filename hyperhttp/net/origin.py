@@ -99,17 +99,23 @@ class Origin:
 
     def stats(self) -> dict[str, int]:
         """connections (open or opening), idle, in_use (= active), connecting, waiting, requests;
-        for an origin that speaks HTTP/2 also streams (open) and max_streams (allowed)."""
+        for an origin that speaks HTTP/2 also streams (open) and max_streams (allowed); and the
+        2.x names: pending (= connecting), waiters (= waiting), total_connections (= connections)."""
         idle = len(self.idle) + sum(1 for h in self.shared if h.connection.in_use == 0)
         in_use = len(self.connections) - idle
+        connections = len(self.connections) + self.connecting
         entry = {
-            "connections": len(self.connections) + self.connecting,
+            "connections": connections,
             "idle": idle,
             "in_use": in_use,
             "active": in_use,
             "connecting": self.connecting,
             "waiting": self.waiting,
             "requests": self.requests,
+            # the same counts under the names of the 2.x line, which dashboards read
+            "pending": self.connecting,
+            "waiters": self.waiting,
+            "total_connections": connections,
         }
         if self.http2:
             entries = [h.connection for h in self.connections if h.connection.multiplexed]
@@ -251,3 +257,29 @@ def request_timings(
     timings["write"] = max(0.0, written - acquired) if written else 0.0
     timings["first_byte"] = max(0.0, first - written) if written and first else 0.0
     return timings
+
+
+class PoolStats(dict[str, dict[str, int]]):
+    """``get_pool_stats()``: counts per origin, keyed ``"scheme://host:port"``; a key of the 2.x
+    line, ``"host:port"``, finds the same entry (``stats["example.com:443"]``, ``in``, ``get``)."""
+
+    def __missing__(self, key: str) -> dict[str, int]:
+        for label, entry in self.items():
+            if label.partition("://")[2] == key:
+                return entry
+        raise KeyError(key)
+
+    def __contains__(self, key: Any) -> bool:
+        if dict.__contains__(self, key):
+            return True
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default

@@ -37,6 +37,7 @@ from .dns import Resolver
 from .origin import (
     Held,
     Origin,
+    PoolStats,
     Waiter,
     expired,
     fail_late_waiters,
@@ -224,9 +225,9 @@ class ConnectionPool(Transport):
         self._idle = 0
         self.connector.close()
 
-    def get_stats(self) -> dict[str, dict[str, int]]:
-        """Per origin: see ``Origin.stats``."""
-        return {origin.label: origin.stats() for origin in self._origins.values()}
+    def get_stats(self) -> PoolStats:
+        """Per origin: see ``Origin.stats`` and ``PoolStats``."""
+        return PoolStats((origin.label, origin.stats()) for origin in self._origins.values())
 
     # -- origin records -----------------------------------------------------------------------
 

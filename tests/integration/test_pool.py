@@ -122,6 +122,9 @@ async def test_stats_report_each_origin(scripted) -> None:
             "connecting": 0,
             "waiting": 0,
             "requests": 1,
+            "pending": 0,
+            "waiters": 0,
+            "total_connections": 1,
         }
     }
 
