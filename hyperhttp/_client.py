@@ -9,10 +9,25 @@ from __future__ import annotations
 
 import inspect
 import ssl
-from typing import Any, AsyncIterable, Callable, Coroutine, Iterable, Mapping
+import sys
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Mapping,
+    Protocol,
+    Sequence,
+    TypedDict,
+    Union,
+    cast,
+)
 from urllib.parse import urlencode
 
-from ._auth import Auth, to_auth, url_auth
+from ._auth import Auth, AuthTypes, to_auth, url_auth
 from ._compat import json_dumps
 from ._cookies import Cookies, CookiesInput
 from ._decoders import accept_encoding
@@ -26,6 +41,9 @@ from ._timeout import TimeoutTypes, to_timeout
 from ._transport import Transport
 from ._url import URL, QueryParams
 from ._version import __version__
+from .errors.circuit_breaker import DomainCircuitBreakerManager
+from .errors.retry import RetryPolicy
+from .errors.telemetry import ErrorTelemetry
 from .exceptions import (
     InvalidURL,
     PoolClosed,
@@ -36,9 +54,35 @@ from .net.pool import ConnectionPool
 from .net.tls import create_ssl_context
 from .proto.base import FieldBlock
 
-__all__ = ["Client", "CookiesInput"]
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+elif TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-_UNSET: Any = object()
+__all__ = ["Client", "CookiesInput", "RequestOptions", "StreamContext"]
+
+FormData = Mapping[str, Any]
+# A file part's shapes are ``FileSpec``; the values are Any because a dict literal mixing shapes
+# would not type-check against a union of them (each is checked when the body is built).
+FilesInput = Union[Mapping[str, Any], Sequence[tuple[str, Any]]]
+EventHooks = Mapping[str, Iterable[Callable[..., Any]]]
+ProxiesInput = Union[str, Mapping[str, Union[str, None]], None]
+
+
+class _Unset:
+    """The default of an option that was not given (shown in signatures by what it means)."""
+
+    __slots__ = ("meaning",)
+
+    def __init__(self, meaning: str) -> None:
+        self.meaning = meaning
+
+    def __repr__(self) -> str:
+        return self.meaning
+
+
+_UNSET: Any = _Unset("<the Client's setting>")
+_NO_JSON: Any = _Unset("<no JSON body>")
 _URL_CACHE_MAX = 4096
 _FORM = (b"Content-Type", b"application/x-www-form-urlencoded")
 _JSON = (b"Content-Type", b"application/json")
@@ -49,17 +93,69 @@ def _not_yet(name: str, issue: str) -> NotImplementedError:
     return NotImplementedError(f"{name} is not implemented yet ({issue})")
 
 
-def _verb(method: str) -> Callable[..., Coroutine[Any, Any, Response]]:
-    """``Client.get`` and its siblings: ``request(method, url, **kwargs)``."""
+class RequestOptions(TypedDict, total=False):
+    """The keyword arguments of ``Client.request``, which the verbs and ``stream`` take too."""
 
-    async def verb(self: Client, url: str | URL, **kwargs: Any) -> Response:
-        if kwargs:
-            return await self.request(method, url, **kwargs)
+    params: QueryParams
+    headers: HeadersInput
+    cookies: CookiesInput
+    content: RequestContent | None
+    data: FormData | None
+    files: FilesInput | None
+    json: Any
+    timeout: TimeoutTypes
+    follow_redirects: bool
+    retry: bool
+    auth: AuthTypes
+
+
+class Verb(Protocol):
+    """``client.get(url, **options)`` and its siblings: ``request`` with the method given."""
+
+    def __call__(
+        self, url: str | URL, **options: Unpack[RequestOptions]
+    ) -> Coroutine[Any, Any, Response]: ...
+
+
+def _verb(method: str) -> Verb:
+    """A verb. Without keyword arguments it builds and sends itself: one coroutine fewer."""
+
+    async def verb(self: Client, url: str | URL, **options: Any) -> Response:
+        if options:
+            return await self.request(method, url, **options)
         return await self.send(self.build_request(method, url))
 
     verb.__name__ = verb.__qualname__ = method.lower()
-    verb.__doc__ = f"Send a {method} request; keyword arguments as for ``request``."
-    return verb
+    verb.__doc__ = f"Send a {method} request; the options are those of ``request``."
+    return cast(Verb, verb)
+
+
+class StreamContext:
+    """What ``client.stream(...)`` returns: await it for the Response (``async with await
+    client.stream(...)``), or use it as ``async with client.stream(...) as response``, which
+    closes the response on the way out. The request is sent when either begins."""
+
+    __slots__ = ("_client", "_method", "_url", "_options", "_response")
+
+    def __init__(
+        self, client: Client, method: str, url: str | URL, options: RequestOptions
+    ) -> None:
+        self._client = client
+        self._method = method
+        self._url = url
+        self._options = options
+        self._response: Response | None = None
+
+    def __await__(self) -> Generator[Any, None, Response]:
+        return self._client.request(self._method, self._url, **self._options).__await__()
+
+    async def __aenter__(self) -> Response:
+        self._response = await self._client.request(self._method, self._url, **self._options)
+        return self._response
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._response is not None:
+            await self._response.aclose()
 
 
 class Client:
@@ -86,15 +182,15 @@ class Client:
         happy_eyeballs_delay: float = 0.25,
         follow_redirects: bool = False,
         max_redirects: int = 20,
-        retry: Any = None,
-        circuit_breaker_manager: Any = None,
-        telemetry: Any = None,
+        retry: RetryPolicy | bool | None = None,
+        circuit_breaker_manager: DomainCircuitBreakerManager | None = None,
+        telemetry: ErrorTelemetry | None = None,
         user_agent: str | None = None,
         accept_compressed: bool = True,
-        proxies: Any = None,
+        proxies: ProxiesInput = None,
         trust_env: bool = True,
-        auth: Any = None,
-        event_hooks: Mapping[str, Iterable[Any]] | None = None,
+        auth: AuthTypes = None,
+        event_hooks: EventHooks | None = None,
         transport: Transport | None = None,
         resolver: Resolver | None = None,
         max_response_size: int | None = None,
@@ -199,7 +295,7 @@ class Client:
         return self._auth
 
     @auth.setter
-    def auth(self, value: Any) -> None:
+    def auth(self, value: AuthTypes) -> None:
         self._auth = to_auth(value)
 
     @property
@@ -207,7 +303,7 @@ class Client:
         return {"request": self._request_hooks, "response": self._response_hooks}
 
     @event_hooks.setter
-    def event_hooks(self, hooks: Mapping[str, Iterable[Callable[..., Any]]] | None) -> None:
+    def event_hooks(self, hooks: EventHooks | None) -> None:
         hooks = hooks or {}
         unknown = set(hooks) - {"request", "response"}
         if unknown:
@@ -230,9 +326,13 @@ class Client:
     put = _verb("PUT")
     patch = _verb("PATCH")
 
-    async def stream(self, method: str, url: str | URL, **kwargs: Any) -> Response:
-        """Same as ``request``: every response's body is lazy; use it with ``async with``."""
-        return await self.request(method, url, **kwargs)
+    def stream(
+        self, method: str, url: str | URL, **options: Unpack[RequestOptions]
+    ) -> StreamContext:
+        """``request``, for a body to be streamed: ``async with client.stream("GET", url) as
+        response`` closes the response at the end; ``await client.stream(...)`` returns it
+        (every response's body is lazy: ``async with await client.stream(...)`` works too)."""
+        return StreamContext(self, method, url, options)
 
     async def request(
         self,
@@ -243,13 +343,13 @@ class Client:
         headers: HeadersInput = None,
         cookies: CookiesInput = None,
         content: RequestContent | None = None,
-        data: Mapping[str, Any] | None = None,
-        files: Any = None,
-        json: Any = _UNSET,
+        data: FormData | None = None,
+        files: FilesInput | None = None,
+        json: Any = _NO_JSON,
         timeout: TimeoutTypes = _UNSET,
         follow_redirects: bool = _UNSET,
         retry: bool = True,
-        auth: Any = _UNSET,
+        auth: AuthTypes = _UNSET,
     ) -> Response:
         """Send a request and return its response as soon as the head has arrived."""
         request = self.build_request(
@@ -271,7 +371,7 @@ class Client:
         request: Request,
         *,
         follow_redirects: bool = _UNSET,
-        auth: Any = _UNSET,
+        auth: AuthTypes = _UNSET,
         retry: bool = True,
     ) -> Response:
         """Send a Request built by ``build_request`` (or by hand).
@@ -405,9 +505,9 @@ class Client:
         headers: HeadersInput = None,
         cookies: CookiesInput = None,
         content: RequestContent | None = None,
-        data: Mapping[str, Any] | None = None,
-        files: Any = None,
-        json: Any = _UNSET,
+        data: FormData | None = None,
+        files: FilesInput | None = None,
+        json: Any = _NO_JSON,
         timeout: TimeoutTypes = _UNSET,
     ) -> Request:
         """Merge the Client's defaults into a Request, ready for ``send``."""
@@ -421,19 +521,19 @@ class Client:
         length: int | None = None  # of a stream, when known: sent as Content-Length
         content_type: tuple[bytes, bytes] | None = None
         if files is not None:
-            if content is not None or json is not _UNSET:
+            if content is not None or json is not _NO_JSON:
                 raise TypeError("files= goes with data= only, not with content= or json=")
             if data is not None and not isinstance(data, Mapping):
                 raise TypeError("data= takes a mapping of form fields")
-            content = MultipartEncoder(_form_pairs(data), files)  # type: ignore[assignment]
+            content = MultipartEncoder(_form_pairs(data), files)
             data = None
         if content is not None:
-            if json is not _UNSET or data is not None:
+            if json is not _NO_JSON or data is not None:
                 raise TypeError("pass only one of content=, data= and json=")
             body, stream, length, implied_type = classify(content)
             if implied_type is not None:
                 content_type = (b"Content-Type", implied_type.encode("latin-1"))
-        elif json is not _UNSET:
+        elif json is not _NO_JSON:
             if data is not None:
                 raise TypeError("pass only one of content=, data= and json=")
             body = json_dumps(json)
@@ -513,7 +613,9 @@ class Client:
     # -- lifecycle ------------------------------------------------------------------------
 
     def get_pool_stats(self) -> dict[str, dict[str, int]]:
-        """Per origin (``"http://host:port"``): connections, idle, in_use/active, waiting, requests."""
+        """Per origin (``"http://host:port"``; 2.x's ``"host:port"`` finds it too): connections,
+        idle, in_use/active, connecting, waiting, requests, and 2.x's pending, waiters and
+        total_connections (see ``net/origin.py``)."""
         return self._transport.get_stats()
 
     async def aclose(self) -> None:
@@ -532,7 +634,7 @@ class Client:
         await self.aclose()
 
 
-def _form_pairs(data: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+def _form_pairs(data: FormData | None) -> list[tuple[str, Any]]:
     """Form fields as pairs: a list or tuple value repeats its name."""
     if data is None:
         return []
@@ -545,3 +647,16 @@ def _form_pairs(data: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
 
 def _cookie_header(cookies: Mapping[str, str]) -> str:
     return "; ".join(f"{name}={value}" for name, value in cookies.items())
+
+
+def _signed_verbs() -> None:
+    """Give each verb the signature of ``request`` without ``method``, for ``help()`` and the
+    tools that read signatures at run time (type checkers read ``Verb``)."""
+    signature = inspect.signature(Client.request)
+    parameters = [p for name, p in signature.parameters.items() if name != "method"]
+    for name in ("get", "head", "options", "delete", "post", "put", "patch"):
+        verb = getattr(Client, name)
+        verb.__signature__ = signature.replace(parameters=parameters)
+
+
+_signed_verbs()
