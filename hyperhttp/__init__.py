@@ -41,6 +41,7 @@ from .exceptions import (
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
+    RequestNotRead,
     ResponseClosed,
     ResponseNotRead,
     ResponseTooLarge,
@@ -55,6 +56,7 @@ from .exceptions import (
     WriteError,
     WriteTimeout,
 )
+from .mock import MockResponse, MockTransport, Router
 from .net.dns import AiodnsResolver, CachingResolver, Resolver
 from .utils.backoff import (
     AdaptiveBackoff,
@@ -92,6 +94,9 @@ __all__ = [
     "URL",
     "Timeout",
     "Transport",
+    "MockTransport",
+    "MockResponse",
+    "Router",
     "Resolver",
     "CachingResolver",
     "AiodnsResolver",
@@ -126,6 +131,7 @@ __all__ = [
     "StreamConsumed",
     "ResponseClosed",
     "ResponseNotRead",
+    "RequestNotRead",
     "ResponseTooLarge",
     "DecompressionError",
     "CircuitBreakerOpen",

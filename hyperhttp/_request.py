@@ -10,13 +10,14 @@ sent, so changes to it are live, and checked again (fields and framing) when the
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterable, Iterable, Union
+from typing import IO, Any, AsyncIterable, Iterable, Union
 
+from ._compat import json_loads
 from ._headers import Headers, HeadersInput, check_header_name, check_header_value
-from ._multipart import stream_for
+from ._multipart import MultipartEncoder, stream_for
 from ._timeout import Timeout
 from ._url import URL
-from .exceptions import LocalProtocolError
+from .exceptions import LocalProtocolError, RequestNotRead
 from .proto.base import EMPTY_BLOCK, FieldBlock, Header
 
 __all__ = [
@@ -28,7 +29,16 @@ __all__ = [
     "method_bytes",
 ]
 
-RequestContent = Union[bytes, bytearray, memoryview, str, Iterable[bytes], AsyncIterable[bytes]]
+RequestContent = Union[
+    bytes,
+    bytearray,
+    memoryview,
+    str,
+    "MultipartEncoder",
+    IO[bytes],
+    Iterable[bytes],
+    AsyncIterable[bytes],
+]
 Body = Union[bytes, bytearray, memoryview]
 Stream = Union[Iterable[bytes], AsyncIterable[bytes]]
 
@@ -260,6 +270,42 @@ class Request:
             else:
                 own.append((name, value))
         self.fields = (host if host is not None else self.url.host_header, EMPTY_BLOCK, own)
+
+    def read(self) -> bytes:
+        """The body, when it is in memory (a mock handler's request always has it in memory:
+        see ``hyperhttp.mock``). A stream is read once, by whoever sends it: RequestNotRead."""
+        content = self.content
+        if content is not None:
+            return bytes(content)
+        if self.stream is None:
+            return b""
+        raise RequestNotRead("the body is a stream, read only by sending it")
+
+    def as_received(self, body: bytes) -> Request:
+        """A copy of this request as a server received it: its fields as sent, ``body`` as
+        its content; later changes to either request do not show in the other."""
+        host, block, own = self.fields
+        copy = Request.prepared(
+            self.method,
+            self.method_bytes,
+            self.url,
+            block,
+            list(own),
+            body,
+            None,
+            self.timeout,
+            self.chunked,
+            self.stream_length,
+            self.stream_size,
+        )
+        copy.fields = (host, block, copy.fields[2])
+        if self.extensions:
+            copy.extensions = dict(self.extensions)
+        return copy
+
+    def json(self) -> Any:
+        """The body parsed as JSON (see ``read``)."""
+        return json_loads(self.read())
 
     @property
     def replayable(self) -> bool:

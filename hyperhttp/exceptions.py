@@ -27,7 +27,8 @@ the boundary where they arise, so callers only ever see these classes::
     ├── StreamError
     │   ├── StreamConsumed
     │   ├── ResponseClosed
-    │   └── ResponseNotRead
+    │   ├── ResponseNotRead
+    │   └── RequestNotRead
     ├── ResponseTooLarge
     ├── DecompressionError
     ├── CircuitBreakerOpen
@@ -68,6 +69,7 @@ __all__ = [
     "StreamConsumed",
     "ResponseClosed",
     "ResponseNotRead",
+    "RequestNotRead",
     "ResponseTooLarge",
     "DecompressionError",
     "CircuitBreakerOpen",
@@ -198,6 +200,10 @@ class ResponseClosed(StreamError):
 
 class ResponseNotRead(StreamError):
     """``content``, ``text`` or ``json()`` was used before ``await response.aread()``."""
+
+
+class RequestNotRead(StreamError):
+    """``request.read()`` of a streamed body that no transport has received yet."""
 
 
 class ResponseTooLarge(HyperHTTPError):

@@ -41,6 +41,7 @@ EXPECTED = {
     exceptions.StreamConsumed: "FATAL",
     exceptions.ResponseClosed: "FATAL",
     exceptions.ResponseNotRead: "FATAL",
+    exceptions.RequestNotRead: "FATAL",
     exceptions.ResponseTooLarge: "FATAL",
     exceptions.DecompressionError: "FATAL",
     exceptions.CircuitBreakerOpen: "FATAL",
