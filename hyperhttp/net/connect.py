@@ -23,7 +23,7 @@ from typing import Callable, TypeVar
 from ..exceptions import ConnectError, ConnectTimeout, DNSError, TLSError, TLSHandshakeTimeout
 from .dns import Address, Resolver
 
-__all__ = ["open_connection", "deadline", "interleave"]
+__all__ = ["deadline", "interleave", "on_socket", "open_connection", "open_socket", "start_tls"]
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
@@ -171,6 +171,136 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+async def open_socket(
+    host: str,
+    port: int,
+    *,
+    resolver: Resolver,
+    timeout: float | None,
+    happy_eyeballs_delay: float = 0.25,
+    phases: dict[str, float] | None = None,
+    what: str = "",
+) -> socket.socket:
+    """A connected TCP socket to ``host:port``: resolved, then raced (Happy Eyeballs).
+
+    ``what`` prefixes the name in error messages ("proxy " for a proxy). ``phases``, when
+    given, gets the seconds "dns" and "connect" took."""
+    loop = asyncio.get_running_loop()
+    mark = perf_counter()
+    attempts: list[tuple[str, str]] = []
+    where = what + _where(host, port)
+    with deadline(timeout, f"timed out connecting to {where} after {timeout}s"):
+        try:
+            addresses = await resolver.resolve(host, port)
+        except OSError as exc:  # a plugged-in resolver that did not map its own errors
+            raise DNSError(f"could not resolve {what}{host!r}: {exc}") from exc
+        if not addresses:
+            raise DNSError(f"could not resolve {what}{host!r}: the resolver returned no addresses")
+        if phases is not None:
+            now = perf_counter()
+            phases["dns"], mark = now - mark, now
+        sock = await _race(loop, interleave(addresses), happy_eyeballs_delay, attempts)
+        if phases is not None:
+            phases["connect"] = perf_counter() - mark
+    if sock is None:
+        detail = "; ".join(f"{label}: {reason}" for label, reason in attempts)
+        raise ConnectError(f"could not connect to {where} ({detail})", attempts)
+    return sock
+
+
+async def on_socket(
+    protocol_factory: Callable[[], P],
+    sock: socket.socket,
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    timeout: float | None,
+    phases: dict[str, float] | None = None,
+    what: str = "",
+) -> tuple[asyncio.Transport, P]:
+    """``protocol_factory``'s protocol on the connected ``sock``, after a TLS handshake with
+    ``host`` when ``ssl_context`` is given (bounded by ``timeout``: TLSHandshakeTimeout). The
+    socket is closed on failure. ``phases``, when given, gets the seconds "tls" took."""
+    loop = asyncio.get_running_loop()
+    mark = perf_counter()
+    where = what + _where(host, port)
+    try:
+        with deadline(
+            timeout,
+            f"TLS handshake with {where} timed out after {timeout}s",
+            TLSHandshakeTimeout,
+        ):
+            transport, protocol = await loop.create_connection(
+                protocol_factory,
+                sock=sock,
+                ssl=ssl_context,
+                server_hostname=host if ssl_context is not None else None,
+                # asyncio's own handshake timer is only a backstop behind the deadline above.
+                ssl_handshake_timeout=None if ssl_context is None else (timeout or 60.0) + 1.0,
+            )
+    except BaseException as exc:
+        sock.close()
+        raise _mapped(exc, where, tls=ssl_context is not None) from exc
+    if phases is not None and ssl_context is not None:
+        phases["tls"] = perf_counter() - mark
+    return transport, protocol
+
+
+async def start_tls(
+    transport: asyncio.Transport,
+    protocol: asyncio.BaseProtocol,
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext,
+    timeout: float | None,
+    phases: dict[str, float] | None = None,
+) -> asyncio.Transport:
+    """TLS with ``host`` on an open transport (inside a proxy's tunnel), for ``protocol``,
+    which is then told ``connection_made``. The transport is closed on failure."""
+    loop = asyncio.get_running_loop()
+    mark = perf_counter()
+    where = _where(host, port)
+    try:
+        with deadline(
+            timeout,
+            f"TLS handshake with {where} timed out after {timeout}s",
+            TLSHandshakeTimeout,
+        ):
+            secured = await loop.start_tls(
+                transport,
+                protocol,
+                ssl_context,
+                server_hostname=host,
+                ssl_handshake_timeout=(timeout or 60.0) + 1.0,
+            )
+    except BaseException as exc:
+        transport.abort()
+        raise _mapped(exc, where, tls=True) from exc
+    if secured is None:  # the transport closed during the handshake
+        raise TLSError(f"TLS handshake with {where} failed: the connection was closed")
+    if phases is not None:
+        phases["tls"] = perf_counter() - mark
+    protocol.connection_made(secured)
+    return secured
+
+
+def _where(host: str, port: int) -> str:
+    return f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+
+
+def _mapped(exc: BaseException, where: str, *, tls: bool) -> BaseException:
+    """The hyperhttp error for a failure of the connect or TLS step (others pass as they are)."""
+    if isinstance(exc, ssl.SSLError):  # includes certificate verification failures
+        return TLSError(f"TLS handshake with {where} failed: {_ssl_reason(exc)}")
+    if not isinstance(exc, (OSError, asyncio.TimeoutError)):
+        return exc
+    if not tls:
+        return ConnectError(f"could not connect to {where}: {_reason(exc)}")
+    return TLSError(f"TLS handshake with {where} failed: {_reason(exc)}")
+
+
 async def open_connection(
     protocol_factory: Callable[[], P],
     host: str,
@@ -187,52 +317,24 @@ async def open_connection(
     ``phases``, when given, gets the seconds each phase took: "dns", "connect" and "tls"."""
     loop = asyncio.get_running_loop()
     started = loop.time()
-    mark = perf_counter()
-    attempts: list[tuple[str, str]] = []
-    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
-    with deadline(timeout, f"timed out connecting to {where} after {timeout}s"):
-        try:
-            addresses = await resolver.resolve(host, port)
-        except OSError as exc:  # a plugged-in resolver that did not map its own errors
-            raise DNSError(f"could not resolve {host!r}: {exc}") from exc
-        if not addresses:
-            raise DNSError(f"could not resolve {host!r}: the resolver returned no addresses")
-        if phases is not None:
-            now = perf_counter()
-            phases["dns"], mark = now - mark, now
-        sock = await _race(loop, interleave(addresses), happy_eyeballs_delay, attempts)
-        if phases is not None:
-            now = perf_counter()
-            phases["connect"], mark = now - mark, now
-    if sock is None:
-        detail = "; ".join(f"{label}: {reason}" for label, reason in attempts)
-        raise ConnectError(f"could not connect to {where} ({detail})", attempts)
+    sock = await open_socket(
+        host,
+        port,
+        resolver=resolver,
+        timeout=timeout,
+        happy_eyeballs_delay=happy_eyeballs_delay,
+        phases=phases,
+    )
     remaining = None if timeout is None else max(timeout - (loop.time() - started), 0.001)
-    try:
-        with deadline(
-            remaining,
-            f"TLS handshake with {where} timed out after {timeout}s",
-            TLSHandshakeTimeout,
-        ):
-            _, protocol = await loop.create_connection(
-                protocol_factory,
-                sock=sock,
-                ssl=ssl_context,
-                server_hostname=host if ssl_context is not None else None,
-                # asyncio's own handshake timer is only a backstop behind the deadline above.
-                ssl_handshake_timeout=None if ssl_context is None else (remaining or 60.0) + 1.0,
-            )
-    except BaseException as exc:
-        sock.close()
-        if isinstance(exc, ssl.SSLError):  # includes certificate verification failures
-            raise TLSError(f"TLS handshake with {where} failed: {_ssl_reason(exc)}") from exc
-        if not isinstance(exc, (OSError, asyncio.TimeoutError)):
-            raise
-        if ssl_context is None:
-            raise ConnectError(f"could not connect to {where}: {_reason(exc)}") from exc
-        raise TLSError(f"TLS handshake with {where} failed: {_reason(exc)}") from exc
-    if phases is not None and ssl_context is not None:
-        phases["tls"] = perf_counter() - mark
+    _, protocol = await on_socket(
+        protocol_factory,
+        sock,
+        host,
+        port,
+        ssl_context=ssl_context,
+        timeout=remaining,
+        phases=phases,
+    )
     return protocol
 
 

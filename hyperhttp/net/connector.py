@@ -133,24 +133,8 @@ class DirectConnector:
         on_lost: Callback,
         phases: dict[str, float] | None = None,
     ) -> Connection:
-        loop = asyncio.get_running_loop()
-        timed = self.timed
-        buffer, limits = self._buffer, self._limits
-        timeouts = [t for t in (timeout, self.connect_timeout) if t is not None]
-        ssl_context = None
-        scheme = b"http"
-        if endpoint.tls:
-            if self._ssl_context is None:
-                self._ssl_context = create_ssl_context()
-            ssl_context = self._ssl_context
-            scheme = b"https"
-
-        def h1() -> H1Connection:
-            return H1Connection(loop, buffer, on_idle, on_lost, limits, timed)
-
-        def h2() -> H2Connection:
-            return H2Connection(loop, buffer, on_idle, on_lost, limits, scheme, timed)
-
+        ssl_context = self.origin_context() if endpoint.tls else None
+        h1, h2 = self.factories(endpoint, on_idle, on_lost)
         factory: Callable[[], Any]
         if ssl_context is not None:
             factory = lambda: Negotiator(h1, h2 if http2 else None)  # noqa: E731
@@ -162,10 +146,44 @@ class DirectConnector:
             endpoint.port,
             resolver=self.resolver,
             ssl_context=ssl_context,
-            timeout=min(timeouts) if timeouts else None,
+            timeout=self.budget(timeout),
             happy_eyeballs_delay=self.happy_eyeballs_delay,
             phases=phases,
         )
+        return self.chosen(protocol, endpoint)
+
+    # -- what a connector through a proxy shares ------------------------------------------------
+
+    def budget(self, timeout: float | None) -> float | None:
+        """The time a new connection may take: the pool's timeout or connect_timeout, the less."""
+        timeouts = [t for t in (timeout, self.connect_timeout) if t is not None]
+        return min(timeouts) if timeouts else None
+
+    def origin_context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = create_ssl_context()
+        return self._ssl_context
+
+    def factories(
+        self, endpoint: Endpoint, on_idle: Callback, on_lost: Callback
+    ) -> tuple[Callable[[], H1Connection], Callable[[], H2Connection]]:
+        """The two wire formats' protocols for a connection to ``endpoint``."""
+        loop = asyncio.get_running_loop()
+        timed = self.timed
+        buffer, limits = self._buffer, self._limits
+        scheme = b"https" if endpoint.tls else b"http"
+
+        def h1() -> H1Connection:
+            return H1Connection(loop, buffer, on_idle, on_lost, limits, timed)
+
+        def h2() -> H2Connection:
+            return H2Connection(loop, buffer, on_idle, on_lost, limits, scheme, timed)
+
+        return h1, h2
+
+    def chosen(self, protocol: Any, endpoint: Endpoint, via: str = "") -> Connection:
+        """The connection ``protocol`` is, or (a Negotiator) the one ALPN chose; TLSError when
+        ALPN chose what hyperhttp cannot speak. ``via`` names a proxy, for the log."""
         if isinstance(protocol, Negotiator):
             chosen = protocol.protocol
             if chosen is None:
@@ -177,17 +195,22 @@ class DirectConnector:
                 )
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
-                    "connected to %s:%d over %s, %s",
+                    "connected to %s:%d%s over %s, %s",
                     endpoint.host,
                     endpoint.port,
+                    via,
                     protocol.tls_version,
                     chosen.http_version,
                 )
             return chosen  # type: ignore[no-any-return]
-        connection: Connection = protocol  # type: ignore[assignment]
+        connection: Connection = protocol
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "connected to %s:%d, %s", endpoint.host, endpoint.port, connection.http_version
+                "connected to %s:%d%s, %s",
+                endpoint.host,
+                endpoint.port,
+                via,
+                connection.http_version,
             )
         return connection
 
