@@ -166,3 +166,80 @@ def crlf_on_bad_path(request: hyperhttp.Request) -> None:
     when it is sent, after the hooks ran (what a hook, an auth flow or a cookie may do)."""
     if request.url.path == "/bad":
         request.headers["X-Injected"] = "a\r\nEvil: 1"
+
+
+# -- proxies (tests/servers/proxies.py) ---------------------------------------------------------
+# Imported here, not at the top, so that this section can be appended on its own.
+from tests.servers.proxies import PproxyServer, RecordingProxy  # noqa: E402
+
+PROXY_USER = "proxyuser"
+PROXY_PASSWORD = "proxy pass:word"  # a space and a colon: both must survive every encoding
+
+
+def _pproxy(scheme: str, auth: bool = False, **options: Any) -> Iterator[PproxyServer]:
+    server = PproxyServer(scheme, (PROXY_USER, PROXY_PASSWORD) if auth else None, **options)
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pproxy_http() -> Iterator[PproxyServer]:
+    """pproxy as an HTTP proxy: absolute-form forwarding and CONNECT, no credentials."""
+    yield from _pproxy("http")
+
+
+@pytest.fixture(scope="session")
+def pproxy_http_auth() -> Iterator[PproxyServer]:
+    """pproxy as an HTTP proxy answering 407 without Basic PROXY_USER:PROXY_PASSWORD."""
+    yield from _pproxy("http", auth=True)
+
+
+@pytest.fixture(scope="session")
+def pproxy_https(certs: Certs) -> Iterator[PproxyServer]:
+    """pproxy as an HTTP proxy over TLS (an https:// proxy), certificate from ``certs.ca``."""
+    yield from _pproxy("http", tls=(certs.server_cert, certs.server_key))
+
+
+@pytest.fixture(scope="session")
+def pproxy_socks5() -> Iterator[PproxyServer]:
+    """pproxy as a SOCKS5 proxy without authentication."""
+    yield from _pproxy("socks5")
+
+
+@pytest.fixture(scope="session")
+def pproxy_socks5_auth() -> Iterator[PproxyServer]:
+    """pproxy as a SOCKS5 proxy requiring RFC 1929 PROXY_USER / PROXY_PASSWORD."""
+    yield from _pproxy("socks5", auth=True)
+
+
+@pytest.fixture(scope="session")
+def pproxy_socks4() -> Iterator[PproxyServer]:
+    """pproxy as a SOCKS4 proxy (IPv4 addresses only: pproxy does not read SOCKS4a names)."""
+    yield from _pproxy("socks4")
+
+
+@pytest.fixture
+def recording_proxy() -> Iterator[Callable[..., RecordingProxy]]:
+    """Start RecordingProxy(require_auth=, refuse_connect=, tls=, ca_path=) for one test; they
+    are all stopped when it ends."""
+    proxies: list[RecordingProxy] = []
+
+    def start(**options: Any) -> RecordingProxy:
+        proxy = RecordingProxy(**options)
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()
+    assert not [proxy.errors for proxy in proxies if proxy.errors], "RecordingProxy failed"
+
+
+@pytest.fixture
+def recording_proxy_tls(certs: Certs) -> Iterator[RecordingProxy]:
+    """RecordingProxy over TLS (https://127.0.0.1:PORT) with the session's ``certs`` server
+    certificate; its ``ca_path`` is ``certs.ca_path``."""
+    proxy = RecordingProxy(tls=(certs.server_cert, certs.server_key), ca_path=certs.ca_path)
+    yield proxy
+    proxy.stop()
+    assert not proxy.errors, "RecordingProxy failed"
