@@ -58,6 +58,7 @@ from .exceptions import (
 )
 from .mock import MockResponse, MockTransport, Router
 from .net.dns import AiodnsResolver, CachingResolver, Resolver
+from .net.proxy import ProxyURL
 from .utils.backoff import (
     AdaptiveBackoff,
     BackoffStrategy,
@@ -97,6 +98,7 @@ __all__ = [
     "MockTransport",
     "MockResponse",
     "Router",
+    "ProxyURL",
     "Resolver",
     "CachingResolver",
     "AiodnsResolver",

@@ -8,6 +8,7 @@ cookies take a slower path that merges and validates them.
 from __future__ import annotations
 
 import inspect
+import os
 import ssl
 import sys
 from typing import (
@@ -51,6 +52,7 @@ from .exceptions import (
 )
 from .net.dns import Resolver
 from .net.pool import ConnectionPool
+from .net.proxy import ProxyRoutes, ProxyURL, ssl_paths_from_env
 from .net.tls import create_ssl_context
 from .proto.base import FieldBlock
 
@@ -66,7 +68,7 @@ FormData = Mapping[str, Any]
 # would not type-check against a union of them (each is checked when the body is built).
 FilesInput = Union[Mapping[str, Any], Sequence[tuple[str, Any]]]
 EventHooks = Mapping[str, Iterable[Callable[..., Any]]]
-ProxiesInput = Union[str, Mapping[str, Union[str, None]], None]
+ProxiesInput = Union[str, ProxyURL, Mapping[str, Union[str, ProxyURL, None]], None]
 
 
 class _Unset:
@@ -87,10 +89,6 @@ _URL_CACHE_MAX = 4096
 _FORM = (b"Content-Type", b"application/x-www-form-urlencoded")
 _JSON = (b"Content-Type", b"application/json")
 _NO_FIELDS: list[tuple[bytes, bytes]] = []  # shared, never changed
-
-
-def _not_yet(name: str, issue: str) -> NotImplementedError:
-    return NotImplementedError(f"{name} is not implemented yet ({issue})")
 
 
 class RequestOptions(TypedDict, total=False):
@@ -201,8 +199,6 @@ class Client:
         max_headers: int = 100,
         timings: bool = False,
     ) -> None:
-        if proxies:
-            raise _not_yet("proxies", "proxies")
         self._resilience = Resilience.of(retry, circuit_breaker_manager, telemetry)
         self.http2 = http2
         self.happy_eyeballs_delay = happy_eyeballs_delay
@@ -235,6 +231,19 @@ class Client:
         self._limits = limits if limits.active else None
 
         if transport is None:
+            routes = ProxyRoutes.build(proxies, trust_env=trust_env)
+            cafile = capath = None
+            if trust_env and verify is True and ssl_context is None:
+                cafile, capath = ssl_paths_from_env(os.environ)
+            trusted = cafile or capath or verify
+            context = create_ssl_context(trusted, cert, ssl_context, http2=http2, warn_stacklevel=2)
+            proxy_context = None  # for TLS with an https:// proxy, which speaks HTTP/1.1
+            if routes is not None and routes.secure:
+                proxy_context = create_ssl_context(trusted, cert, ssl_context, warn_stacklevel=2)
+            if cafile and capath:  # both variables set: both are trusted, as OpenSSL does
+                for each in (context, proxy_context):
+                    if each is not None:
+                        each.load_verify_locations(capath=capath)
             transport = ConnectionPool(
                 max_connections=max_connections,
                 max_keepalive_connections=max_keepalive_connections,
@@ -242,14 +251,14 @@ class Client:
                 connect_timeout=connect_timeout,
                 happy_eyeballs_delay=happy_eyeballs_delay,
                 resolver=resolver,
-                ssl_context=create_ssl_context(
-                    verify, cert, ssl_context, http2=http2, warn_stacklevel=2
-                ),
+                ssl_context=context,
                 http2=http2,
                 http2_prior_knowledge=http2_prior_knowledge,
                 max_header_size=max_header_size,
                 max_headers=max_headers,
                 timings=timings,
+                routes=routes,
+                proxy_ssl_context=proxy_context,
             )
         if (
             self._resilience is not None

@@ -110,7 +110,12 @@ class TLSError(TransportError):
 
 
 class ProxyError(TransportError):
-    """The proxy refused or broke the tunnel."""
+    """The proxy refused or broke the tunnel. ``status_code`` is the status an HTTP proxy
+    answered with (407: it wants credentials, or refused them), None otherwise."""
+
+    def __init__(self, message: str, *args: Any, status_code: int | None = None) -> None:
+        super().__init__(message, *args)
+        self.status_code = status_code
 
 
 class DNSError(TransportError):

@@ -10,6 +10,7 @@ from .._request import Request
 from .._url import URL
 from ..exceptions import PoolTimeout
 from ..proto.base import Connection
+from .proxy import ProxyURL
 
 __all__ = [
     "Held",
@@ -49,12 +50,14 @@ def is_empty(origin: Origin) -> bool:
 
 
 class Origin:
-    """Everything the pool keeps for one origin (scheme, host, port).
+    """Everything the pool keeps for one origin (scheme, host, port) on one route (direct, or
+    through ``proxy``).
 
-    That triple is the whole reuse key because everything else that decides whether a connection
-    can serve a request is fixed per pool: its TLS settings (one SSLContext, built once per
-    Client; SNI and the certificate check follow the host) and, until proxies are built, the
-    route (direct). A per-origin proxy will join the key when it arrives.
+    The triple, and the proxy when there is one, are the whole reuse key because everything else
+    that decides whether a connection can serve a request is fixed per pool: its TLS settings
+    (one SSLContext, built once per Client; SNI and the certificate check follow the host). So
+    connections through a proxy are pooled apart from direct ones and from other proxies', and
+    ``label`` (the stats' key) says "... via http://proxy:port" for them.
     """
 
     __slots__ = (
@@ -70,13 +73,17 @@ class Origin:
         "requests",
         "shared",
         "http2",
+        "proxy",
     )
 
-    def __init__(self, url: URL, http2: bool) -> None:
+    def __init__(self, url: URL, http2: bool, proxy: ProxyURL | None = None) -> None:
         scheme, host, port = url.origin
         self.label = f"{scheme}://{url.host_header.decode('ascii')}"
         if url.port is None:
             self.label = f"{self.label}:{port}"
+        self.proxy = proxy  # the route: None is direct
+        if proxy is not None:
+            self.label = f"{self.label} via {proxy.safe}"
         self.host = host
         self.port = port
         self.tls = scheme == "https"

@@ -47,6 +47,8 @@ from .origin import (
     prune,
     request_timings,
 )
+from .proxy import ProxyRoutes
+from .tunnel import ProxyConnector
 
 __all__ = ["ConnectionPool"]
 
@@ -84,6 +86,8 @@ class ConnectionPool(Transport):
         max_headers: int = 100,
         connector: Connector | None = None,
         timings: bool = False,
+        routes: ProxyRoutes | None = None,
+        proxy_ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
@@ -93,7 +97,7 @@ class ConnectionPool(Transport):
         self.max_keepalive_connections = max_keepalive_connections
         self.keepalive_expiry = keepalive_expiry
         if connector is None:
-            connector = DirectConnector(
+            options: dict[str, Any] = dict(
                 resolver=resolver,
                 ssl_context=ssl_context,
                 connect_timeout=connect_timeout,
@@ -101,12 +105,19 @@ class ConnectionPool(Transport):
                 limits=HeadLimits(max_header_size, max_headers),  # each response's head
                 timed=timings,
             )
+            if routes is None:
+                connector = DirectConnector(**options)
+            else:
+                connector = ProxyConnector(proxy_ssl_context=proxy_ssl_context, **options)
+        # Which proxy, if any, each request goes through (net/proxy.py): part of its origin's
+        # key. None when no proxy can apply: the key is then the URL's origin, as it is.
+        self._routes = routes
         # Each response gets extensions["timings"] (see _timings); off, it costs a flag test.
         self.timings = timings
         self.connector: Connector = connector
         self.http2 = http2  # HTTP/2 through ALPN for https (the context must offer "h2")
         self.http2_prior_knowledge = http2_prior_knowledge  # HTTP/2 without TLS for http
-        self._origins: dict[tuple[str, str, int], Origin] = {}
+        self._origins: dict[tuple[Any, ...], Origin] = {}
         self._origin_limit = _ORIGIN_LIMIT
         self._total = 0  # open and opening connections, across origins
         self._idle = 0  # idle connections, across origins (what can make room at the cap)
@@ -134,9 +145,11 @@ class ConnectionPool(Transport):
             self._loop = asyncio.get_running_loop()
             self._pool_timer = LazyTimer(self._loop, self._check_waiters)
         url = request.url
-        origin = self._origins.get(url.origin)
+        routes = self._routes
+        key = url.origin if routes is None else routes.key(url)
+        origin = self._origins.get(key)
         if origin is None:
-            origin = self._new_origin(url)
+            origin = self._new_origin(url, key)
         started = perf_counter()
         # Checked (fields and framing) before a connection or a stream is taken: what a hook, an
         # auth flow or the jar put in the headers may be refused, and must leak nothing.
@@ -150,7 +163,7 @@ class ConnectionPool(Transport):
             if attempt:  # after an await: the record may have been pruned meanwhile
                 if self._closed:
                     raise PoolClosed("the client was closed")
-                origin = self._origins.get(url.origin) or self._new_origin(url)
+                origin = self._origins.get(key) or self._new_origin(url, key)
             held = None if fresh else self._take_idle(origin)
             if held is None:
                 held = self._take_stream(origin) if origin.shared else None
@@ -231,16 +244,20 @@ class ConnectionPool(Transport):
 
     # -- origin records -----------------------------------------------------------------------
 
-    def _new_origin(self, url: URL) -> Origin:
-        """A record for a new origin. A crawler meets millions: past ``_origin_limit`` records the
-        ones with nothing open, opening or waiting are dropped (their stats with them), and the
-        limit doubles if most records are still busy, so the pruning stays amortised O(1)."""
+    def _new_origin(self, url: URL, key: tuple[Any, ...]) -> Origin:
+        """A record for a new origin (``key``: its origin, and its proxy when it has one). A
+        crawler meets millions: past ``_origin_limit`` records the ones with nothing open,
+        opening or waiting are dropped (their stats with them), and the limit doubles if most
+        records are still busy, so the pruning stays amortised O(1)."""
         origins = self._origins
         if len(origins) >= self._origin_limit:
             self._origin_limit = prune(origins, self._origin_limit)
-        origin = origins[url.origin] = Origin(
-            url, self.http2 if url.origin[0] == "https" else self.http2_prior_knowledge
-        )
+        proxy = key[3] if len(key) > 3 else None
+        if url.origin[0] == "https":
+            http2 = self.http2
+        else:  # a forward proxy is spoken to in HTTP/1.1; through SOCKS, as directly
+            http2 = self.http2_prior_knowledge and (proxy is None or proxy.is_socks)
+        origin = origins[key] = Origin(url, http2, proxy)
         return origin
 
     # -- idle bookkeeping ---------------------------------------------------------------------
