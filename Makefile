@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test perf perf-quick perf-profile lint clean
+.PHONY: run test perf perf-quick perf-profile perf-load lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ perf-quick: $(VENV)/.installed-perf
 # Where the time goes: a pyinstrument profile of hyperhttp under the benchmark's load.
 perf-profile: $(VENV)/.installed-perf
 	$(PY) perf/profile.py
+
+# hyperhttp's load generator (`hyperhttp load`) against wrk, one core each (wrk and nginx from
+# Debian when they can be installed; without wrk the script says so and skips).
+perf-load: $(VENV)/.installed-perf
+	$(PY) perf/load_vs_wrk.py $(PERF_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(PIP) install mypy ruff
