@@ -171,6 +171,7 @@ class Client:
         timeout: TimeoutTypes = 30.0,
         max_connections: int = 100,
         max_keepalive_connections: int = 20,
+        max_connections_per_host: int | None = None,
         keepalive_expiry: float = 120.0,
         http2: bool = True,
         verify: bool | str = True,
@@ -247,6 +248,7 @@ class Client:
             transport = ConnectionPool(
                 max_connections=max_connections,
                 max_keepalive_connections=max_keepalive_connections,
+                max_connections_per_host=max_connections_per_host,
                 keepalive_expiry=keepalive_expiry,
                 connect_timeout=connect_timeout,
                 happy_eyeballs_delay=happy_eyeballs_delay,

@@ -74,6 +74,7 @@ class Origin:
         "shared",
         "http2",
         "proxy",
+        "sockets",
     )
 
     def __init__(self, url: URL, http2: bool, proxy: ProxyURL | None = None) -> None:
@@ -82,6 +83,7 @@ class Origin:
         if url.port is None:
             self.label = f"{self.label}:{port}"
         self.proxy = proxy  # the route: None is direct
+        self.sockets = 0  # open or opening, until the socket is gone: the per-host cap's count
         if proxy is not None:
             self.label = f"{self.label} via {proxy.safe}"
         self.host = host
@@ -187,12 +189,19 @@ def next_waiter(origin: Origin, waiting: set[Origin]) -> Waiter | None:
     return None
 
 
-def oldest_waiter(waiting: set[Origin], excluding: Origin | None) -> Waiter | None:
+def oldest_waiter(
+    waiting: set[Origin],
+    excluding: Origin | None,
+    blocked: Callable[[Origin], bool] | None = None,
+) -> Waiter | None:
     """The longest-waiting live waiter for room under the cap, of any origin in ``waiting`` but
-    ``excluding`` (served or cancelled ones are dropped on the way)."""
+    ``excluding`` and those ``blocked`` (at their per-host cap) (served or cancelled ones are
+    dropped on the way)."""
     oldest: Waiter | None = None
     for origin in list(waiting):
         if next_waiter(origin, waiting) is None or origin is excluding:
+            continue
+        if blocked is not None and blocked(origin):
             continue
         for waiter in origin.waiters:
             if waiter.future.done() or not waiter.room:

@@ -75,6 +75,7 @@ class ConnectionPool(Transport):
         *,
         max_connections: int = 100,
         max_keepalive_connections: int = 20,
+        max_connections_per_host: int | None = None,
         keepalive_expiry: float | None = 120.0,
         connect_timeout: float | None = 10.0,
         happy_eyeballs_delay: float = 0.25,
@@ -95,6 +96,10 @@ class ConnectionPool(Transport):
             raise ValueError("max_keepalive_connections must not be negative")
         self.max_connections = max_connections
         self.max_keepalive_connections = max_keepalive_connections
+        if max_connections_per_host is not None and max_connections_per_host < 1:
+            raise ValueError("max_connections_per_host must be at least 1 (or None: no cap)")
+        # Politeness: at most this many sockets to one origin (HTTP/2: streams in flight).
+        self.max_connections_per_host = max_connections_per_host
         self.keepalive_expiry = keepalive_expiry
         if connector is None:
             options: dict[str, Any] = dict(
@@ -292,6 +297,8 @@ class ConnectionPool(Transport):
 
     def _take_stream(self, origin: Origin) -> Held | None:
         """A place on a multiplexed connection of the origin, reserved for the caller."""
+        if self.max_connections_per_host is not None and self._at_host_cap(origin):
+            return None
         for held in origin.shared:
             connection = held.connection
             if connection.available > 0:
@@ -312,8 +319,11 @@ class ConnectionPool(Transport):
                 # HTTP/2 may be coming: wait for the one connection being set up rather than
                 # open another (its places are handed out when its SETTINGS arrive).
                 result = await self._wait(origin, request, seq, room=False)
+            elif self._at_host_cap(origin):
+                # Its own connections (or streams) will free up: wait for one of them.
+                result = await self._wait(origin, request, seq, room=not origin.shared)
             elif self._total < self.max_connections:
-                self._total += 1
+                self._take_place(origin)
                 return await self._connect(origin, timeout.connect)
             else:
                 result = await self._wait(origin, request, seq, room=True)
@@ -324,6 +334,26 @@ class ConnectionPool(Transport):
             held_stream = self._take_stream(origin) if origin.shared else None
             if held_stream is not None:
                 return held_stream
+
+    def _at_host_cap(self, origin: Origin) -> bool:
+        """Whether the origin has as many sockets (HTTP/2: streams in flight) as
+        ``max_connections_per_host`` allows."""
+        cap = self.max_connections_per_host
+        if cap is None:
+            return False
+        if origin.shared:
+            return sum(h.connection.in_use for h in origin.shared) >= cap
+        return origin.sockets >= cap
+
+    def _take_place(self, origin: Origin) -> None:
+        """A socket is about to open for ``origin``: it counts under both caps from now."""
+        self._total += 1
+        origin.sockets += 1
+
+    def _free_place(self, origin: Origin) -> None:
+        """A socket of ``origin`` is gone (or never opened): its place under both caps is free."""
+        self._total -= 1
+        origin.sockets -= 1
 
     async def _wait(self, origin: Origin, request: Request, seq: int, room: bool) -> Any:
         """Queue for a connection; ``room``: for room under the global cap (then an idle
@@ -345,7 +375,7 @@ class ConnectionPool(Transport):
             waiters.append(waiter)
         self._waiting_origins.add(origin)
         origin.waiting += 1
-        if room and self._idle:
+        if room and self._idle and self._total >= self.max_connections:
             self._evict_idle_elsewhere()
         timeout = request.timeout.pool
         if timeout is not None:
@@ -381,7 +411,7 @@ class ConnectionPool(Transport):
     def _give_back(self, origin: Origin, result: Any) -> None:
         """A waiter was cancelled after it was served: pass on what it was given."""
         if result is _GRANT or result is _GROW:
-            self._total -= 1
+            self._free_place(origin)
             if result is _GROW:
                 origin.connecting -= 1
             self._grant_capacity()
@@ -416,7 +446,7 @@ class ConnectionPool(Transport):
             )
         except BaseException:
             origin.connecting -= 1
-            self._total -= 1
+            self._free_place(origin)
             self._grant_capacity()
             if origin.http2 is not False:
                 self._wake_pending(origin)
@@ -501,6 +531,7 @@ class ConnectionPool(Transport):
         rival = self._rival(origin)
         while (
             connection.available > 0
+            and not self._at_host_cap(origin)
             and (waiter := next_waiter(origin, self._waiting_origins)) is not None
         ):
             if rival is not None and rival.seq < waiter.seq:
@@ -517,6 +548,7 @@ class ConnectionPool(Transport):
         elif (
             not origin.connecting
             and self._total < self.max_connections
+            and not self._at_host_cap(origin)
             and not any(h.connection.available > 0 or not h.connection.ready for h in origin.shared)
         ):
             # Every stream is taken and requests queue: the first of them opens a connection
@@ -524,7 +556,7 @@ class ConnectionPool(Transport):
             while waiters:
                 waiter = waiters.popleft()
                 if not waiter.future.done():
-                    self._total += 1
+                    self._take_place(origin)
                     origin.connecting += 1
                     waiter.future.set_result(_GROW)
                     break
@@ -541,10 +573,14 @@ class ConnectionPool(Transport):
             return None
         if len(waiting) == 1 and origin in waiting:
             return None  # (the common case under load: nothing to look through)
-        return oldest_waiter(waiting, origin)
+        return oldest_waiter(waiting, origin, self._blocked)
 
     def _oldest_waiter(self) -> Waiter | None:
-        return oldest_waiter(self._waiting_origins, None)
+        return oldest_waiter(self._waiting_origins, None, self._blocked)
+
+    def _blocked(self, origin: Origin) -> bool:
+        """An origin at its per-host cap: room elsewhere is of no use to its waiters."""
+        return self.max_connections_per_host is not None and self._at_host_cap(origin)
 
     def _on_lost(self, held: Held) -> None:
         """The connection can serve no more requests; once its socket is gone, its place is free.
@@ -569,7 +605,7 @@ class ConnectionPool(Transport):
             origin.connections.discard(held)
         if connection.socket_closed:
             held.origin = None
-            self._total -= 1
+            self._free_place(origin)
             self._grant_capacity()
 
     def _retire(self, held: Held) -> None:
@@ -596,13 +632,14 @@ class ConnectionPool(Transport):
         held.connection.close()
 
     def _grant_capacity(self) -> None:
-        """Room under the global cap: the oldest waiter for room (of any origin) may connect."""
+        """Room under the global cap: the oldest waiter for room (of any origin below its
+        per-host cap) may connect."""
         while self._total < self.max_connections:
             waiter = self._oldest_waiter()
             if waiter is None:
                 return
             waiter.origin.waiters.remove(waiter)
-            self._total += 1
+            self._take_place(waiter.origin)
             waiter.future.set_result(_GRANT)
 
     def _sweep(self) -> None:
