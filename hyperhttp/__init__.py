@@ -57,7 +57,7 @@ from .exceptions import (
     WriteTimeout,
 )
 from .mock import MockResponse, MockTransport, Router
-from .net.dns import AiodnsResolver, CachingResolver, Resolver
+from .net.dns import AiodnsResolver, CachingResolver, Resolver, SystemResolver
 from .net.proxy import ProxyURL
 from .utils.backoff import (
     AdaptiveBackoff,
@@ -102,6 +102,7 @@ __all__ = [
     "Resolver",
     "CachingResolver",
     "AiodnsResolver",
+    "SystemResolver",
     "install_uvloop",
     "HAS_BROTLI",
     "HAS_ORJSON",

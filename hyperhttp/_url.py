@@ -73,6 +73,36 @@ def encode_query(params: QueryParams) -> str:
     return urlencode(pairs)
 
 
+def _host_as_written(netloc: str) -> str:
+    """The host part of ``netloc`` as ``SplitResult.hostname`` finds it, but not lower-cased.
+
+    ``str.lower`` is not the UTS 46 mapping: it turns a final capital sigma into "ς" where UTS 46
+    gives "σ", another label. So an international host is mapped from what was written.
+    """
+    hostinfo = netloc.rpartition("@")[2]
+    _, bracket, bracketed = hostinfo.partition("[")
+    if bracket:
+        return bracketed.partition("]")[0]
+    return hostinfo.partition(":")[0]
+
+
+def international_host(host: str) -> str:
+    """The A-label form of a host with non-ASCII characters: IDNA 2008 with UTS 46 mapping.
+
+    Non-transitional processing, as browsers and curl do now (UTS 46 section 4, WHATWG URL): "ß"
+    and "ς" stay themselves, so ``faß.de`` is ``xn--fa-hia.de``, not ``fass.de`` (which the
+    stdlib's IDNA 2003 codec gives, another domain). The mapping also lower-cases and turns the
+    full-width and ideographic full stops into dots. Disallowed code points, the bidi and hyphen
+    rules, empty labels and labels over 63 octets are refused.
+    """
+    import idna  # only here: ASCII hosts, nearly all of them, never need it
+
+    try:
+        return idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    except UnicodeError as exc:  # idna.IDNAError and its subclasses are UnicodeErrors
+        raise InvalidURL(f"invalid international host {host!r}: {exc}") from None
+
+
 class URL:
     """An absolute ``http``/``https`` URL (or a relative reference used for joining)."""
 
@@ -137,8 +167,9 @@ class URL:
         self.host = ""
         self.origin = ("", "", 0)
         self.host_header = b""
-        if split.hostname:
-            self.host = self._normalise_host(split.hostname)
+        hostname = split.hostname
+        if hostname:
+            self.host = self._normalise_host(hostname, split.netloc)
         if scheme or self.host:
             self._check_absolute(url)
             self._split = SplitResult(scheme, self._netloc(), path, query, split.fragment)
@@ -169,21 +200,13 @@ class URL:
         self.host_header = host.encode("ascii")
 
     @staticmethod
-    def _normalise_host(host: str) -> str:
+    def _normalise_host(host: str, netloc: str) -> str:
         host = host.lower()
         if host.isascii():
             if any(c in _UNSAFE_TARGET or c in "/?#@" for c in host):
                 raise InvalidURL(f"invalid host {host!r}")
             return host
-        try:
-            ipaddress.ip_address(host)
-            return host
-        except ValueError:
-            pass
-        try:
-            return host.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise InvalidURL(f"invalid international host {host!r}: {exc}") from None
+        return international_host(_host_as_written(netloc))
 
     def _netloc(self) -> str:
         netloc = f"[{self.host}]" if ":" in self.host else self.host

@@ -6,7 +6,9 @@ NXDOMAIN/no-data remembered for ``negative_ttl``, concurrent lookups of one name
 IP literals never resolved, names in the hosts file answered from it, in its order) and leaves
 the lookup itself to a subclass. ``AiodnsResolver`` looks names up with c-ares: no thread pool, and
 the addresses sorted by RFC 6724 destination selection, which Happy Eyeballs then interleaves by
-family.
+family. ``SystemResolver`` asks the C library's ``getaddrinfo`` in a thread instead, for machines
+whose names come from nsswitch sources c-ares does not read (LDAP, mDNS, NIS, systemd-resolved's
+own).
 
 c-ares keeps a query cache of its own (record TTLs up to an hour) that pycares cannot switch off.
 So that an expired entry here (by its TTL, the ``max_ttl`` cap or the negative TTL) is really asked
@@ -31,6 +33,7 @@ __all__ = [
     "Resolver",
     "CachingResolver",
     "AiodnsResolver",
+    "SystemResolver",
     "HostsFile",
     "Address",
     "literal_address",
@@ -296,6 +299,77 @@ class AiodnsResolver(CachingResolver):
         self._channel = None
         if channel is not None:
             _close_channel(channel)
+
+
+# getaddrinfo errors that mean "this name has no addresses" (cacheable, RFC 2308); EAI_NODATA
+# and EAI_ADDRFAMILY are glibc's and absent elsewhere.
+_GAI_NOT_FOUND = {
+    code
+    for code in (
+        socket.EAI_NONAME,
+        getattr(socket, "EAI_NODATA", None),
+        getattr(socket, "EAI_ADDRFAMILY", None),
+    )
+    if code is not None
+}
+
+
+class SystemResolver(CachingResolver):
+    """Resolve with the system's ``getaddrinfo``, run in the loop's default thread pool.
+
+    For machines where the name service switch matters (``/etc/nsswitch.conf``: LDAP, mDNS, NIS,
+    a VPN's split DNS): the C library answers exactly as it does for every other program, hosts
+    file included, in its RFC 6724 order. The price is a thread per lookup in flight, which the
+    cache and the coalescing of ``CachingResolver`` keep to one per name per ``ttl``.
+
+    ``getaddrinfo`` gives no record TTL, so answers are kept for ``ttl`` seconds (0: not kept;
+    concurrent lookups are still shared). A name that does not exist is remembered for
+    ``negative_ttl``. The hosts file is the C library's to read: ``hosts_file`` is off unless given.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl: float = 60.0,
+        max_entries: int = 4096,
+        max_ttl: float = 300.0,
+        negative_ttl: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        hosts_file: str | None = None,
+    ) -> None:
+        if ttl < 0:
+            raise ValueError("ttl must not be negative")
+        super().__init__(
+            max_entries=max_entries,
+            max_ttl=max_ttl,
+            negative_ttl=negative_ttl,
+            clock=clock,
+            hosts_file=hosts_file,
+        )
+        self.ttl = ttl
+
+    async def lookup(self, host: str, fresh: bool) -> tuple[list[tuple[int, str]], float]:
+        # ``fresh`` has nothing to bypass: any cache below (nscd, systemd-resolved) is the system's.
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.getaddrinfo(
+                host, None, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM
+            )
+        except socket.gaierror as exc:
+            if exc.errno in _GAI_NOT_FOUND:
+                return [], 0.0
+            raise DNSError(f"could not resolve {host!r}: {exc.strerror or exc}") from None
+        except (OSError, UnicodeError) as exc:  # EAI_SYSTEM; a label the codec refuses
+            raise DNSError(f"could not resolve {host!r}: {exc}") from None
+        addresses: list[tuple[int, str]] = []
+        seen = set()
+        for family, _, _, _, sockaddr in result:
+            ip = sockaddr[0]
+            if family in (socket.AF_INET, socket.AF_INET6) and isinstance(ip, str):
+                if ip not in seen:
+                    seen.add(ip)
+                    addresses.append((int(family), ip))
+        return addresses, self.ttl
 
 
 def _close_channel(channel: Any) -> None:

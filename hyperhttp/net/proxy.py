@@ -18,7 +18,7 @@ from collections.abc import Mapping as AbcMapping
 from typing import Any, Mapping, Sequence, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
-from .._url import URL
+from .._url import URL, international_host
 from ..exceptions import InvalidURL
 
 __all__ = [
@@ -69,8 +69,8 @@ def _normalise_host(host: str) -> str:
         raise InvalidURL("proxy URL has no host")
     if not host.isascii():
         try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
+            host = international_host(host)
+        except InvalidURL:
             raise InvalidURL("proxy URL has an invalid international host") from None
     if any(c in _HOST_FORBIDDEN or c < " " or c == "\x7f" for c in host):
         raise InvalidURL("proxy URL has an invalid host")
@@ -311,8 +311,8 @@ def _pattern_matches(
     pattern = pattern.lstrip(".").rstrip(".")
     if not pattern.isascii():
         try:
-            pattern = pattern.encode("idna").decode("ascii")
-        except UnicodeError:
+            pattern = international_host(pattern)
+        except InvalidURL:
             return False
     if not pattern or not set(pattern) <= _NAME_CHARS:
         return False

@@ -14,6 +14,7 @@ import pytest
 
 import hyperhttp
 from hyperhttp import AiodnsResolver, DNSError
+from hyperhttp.net.dns import SystemResolver
 from tests.servers.dns import DNSServer
 from tests.servers.hypercorn_app import HypercornServer, pattern
 
@@ -242,3 +243,47 @@ async def test_names_in_the_hosts_file_need_no_query(
         assert await resolver.resolve("unlisted.test", 80) == [(socket.AF_INET, ("10.2.2.2", 80))]
     finally:
         resolver.close()
+
+
+# -- SystemResolver: getaddrinfo in a thread (the loop's own: asyncio's executor, libuv's pool) --
+# Only "localhost" is resolved: the machine's nameserver is never asked anything.
+
+
+async def test_the_system_resolver_answers_localhost_and_keeps_the_answer() -> None:
+    clock = Clock()
+    resolver = SystemResolver(ttl=30, clock=clock)
+    try:
+        first = await resolver.resolve("localhost", 80)
+        assert first and set(first) <= {
+            (socket.AF_INET, ("127.0.0.1", 80)),
+            (socket.AF_INET6, ("::1", 80)),
+        }
+        clock.now += 29
+        assert await resolver.resolve("LOCALHOST.", 80) == first
+        assert resolver.lookups == 1
+        clock.now += 2
+        assert await resolver.resolve("localhost", 80) == first
+        assert resolver.lookups == 2
+    finally:
+        resolver.close()
+
+
+async def test_concurrent_system_lookups_of_one_name_make_one_call() -> None:
+    resolver = SystemResolver()
+    try:
+        results = await asyncio.gather(*(resolver.resolve("localhost", 80) for _ in range(20)))
+        assert results[0] and all(result == results[0] for result in results)
+        assert resolver.lookups == 1
+    finally:
+        resolver.close()
+
+
+async def test_client_connects_through_the_system_resolver(hypercorn: HypercornServer) -> None:
+    resolver = SystemResolver()
+    async with hyperhttp.Client(resolver=resolver, max_keepalive_connections=0) as client:
+        for _ in range(3):  # three connections (no keep-alive), one lookup
+            response = await client.get(f"http://localhost:{hypercorn.port}/bytes/5")
+            assert response.status_code == 200
+            assert await response.aread() == pattern(5)
+    assert resolver.lookups == 1
+    resolver.close()

@@ -676,3 +676,9 @@ def test_ssl_paths_from_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", "/tmp/ca.pem")
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     assert ssl_paths_from_env() == ("/tmp/ca.pem", None)
+
+
+def test_international_proxy_hosts_and_no_proxy_entries_use_idna_2008() -> None:
+    assert ProxyURL.from_url("http://faß.corp:3128").host == "xn--fa-hia.corp"
+    assert no_proxy_matches("xn--fa-hia.de", 443, parse_no_proxy("faß.de"))
+    assert not no_proxy_matches("fass.de", 443, parse_no_proxy("faß.de"))  # IDNA 2003's answer
