@@ -399,7 +399,7 @@ class Client:
             and auth is _UNSET
             and not self.follow_redirects
             and self._auth is None
-            and not self._jar._cookies  # type: ignore[attr-defined]
+            and not self._jar._cookies
             and not self._request_hooks
             and not self._response_hooks
             and self._resilience is None

@@ -1,125 +1,55 @@
-"""The cookie jar: the standard library's ``http.cookiejar`` behind a small dict-like ``Cookies``.
+"""``Cookies``: the Client's cookie jar as a small dict-like object.
 
-``http.cookiejar`` parses Set-Cookie (Domain, Path, Expires, Max-Age, Secure, HttpOnly and the
-rest kept as attributes), refuses a Domain that is a bare top-level domain or not a suffix of the
-host, deletes a cookie whose Max-Age is 0 or whose Expires is past, and matches cookies to requests
-by domain, path and Secure. Its policy is set to RFC 6265 behaviour where its default differs: a
-cookie without a Domain attribute is host-only (sent back to that host alone).
-
-The jar talks to ``urllib``-shaped request and response objects; the two adapters below present a
-hyperhttp Request and Response that way. Nothing else of urllib is used.
+The rules of RFC 6265 (parsing Set-Cookie, Domain and the public suffix list, Path, expiry,
+Secure, limits and eviction) live in ``_cookie_jar.py``; this module gives them the Client's
+Request and Response and the user's view: cookies by name, scoped by domain and path when asked.
 """
 
 from __future__ import annotations
 
-import email.message
-import http.cookiejar
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Union
 
+from ._cookie_jar import Cookie, CookieJar
 from ._models import Response
 from ._request import Request
 
-__all__ = ["Cookies", "CookiesInput"]
+__all__ = ["Cookie", "CookieJar", "Cookies", "CookiesInput"]
 
 CookiesInput = Union["Cookies", Mapping[str, str], Sequence[tuple[str, str]], None]
 
 
-def _host_of(request: Any) -> str:
-    return str(getattr(request, "origin_req_host", "")).lower()
-
-
-class _Policy(http.cookiejar.DefaultCookiePolicy):
-    """The standard policy, plus RFC 6265 5.1.3's "identical" case for a host without a dot:
-    ``Domain=localhost`` set by localhost is stored as ``.localhost``, which the standard policy
-    then never sends back to localhost itself."""
-
-    def domain_return_ok(self, domain: str, request: Any) -> bool:
-        if domain.startswith(".") and _host_of(request) == domain[1:]:
-            return True
-        return super().domain_return_ok(domain, request)
-
-    def return_ok_domain(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        domain = cookie.domain
-        if domain.startswith(".") and _host_of(request) == domain[1:]:
-            return True
-        return super().return_ok_domain(cookie, request)
-
-
-def _policy() -> http.cookiejar.DefaultCookiePolicy:
-    policy = _Policy()
-    # RFC 6265 5.3 step 6: no Domain attribute means host-only.
-    policy.strict_ns_domain = http.cookiejar.DefaultCookiePolicy.DomainStrictNonDomain
-    return policy
-
-
-class _RequestAdapter:
-    """What ``http.cookiejar`` reads of a request (the ``urllib.request.Request`` interface)."""
-
-    def __init__(self, request: Request) -> None:
-        self._request = request
-        url = request.url
-        self.type = url.scheme
-        self.host = url.host_header.decode("ascii")
-        self.origin_req_host = url.host
-        self.unverifiable = False
-        self.cookie: str | None = None
-
-    def get_full_url(self) -> str:
-        url = self._request.url  # without userinfo, which would confuse the jar's host parsing
-        return f"{url.scheme}://{self.host}{url.target.decode('latin-1')}"
-
-    def get_host(self) -> str:
-        return self.host
-
-    def get_type(self) -> str:
-        return self.type
-
-    def is_unverifiable(self) -> bool:
-        return False
-
-    def has_header(self, name: str) -> bool:
-        return name.lower() == "cookie" and self.cookie is not None
-
-    def get_header(self, name: str, default: str | None = None) -> str | None:
-        return self.cookie if name.lower() == "cookie" and self.cookie is not None else default
-
-    def header_items(self) -> list[tuple[str, str]]:
-        return [("Cookie", self.cookie)] if self.cookie is not None else []
-
-    def add_unredirected_header(self, name: str, value: str) -> None:
-        if name.lower() == "cookie":
-            self.cookie = value
-
-
-class _ResponseAdapter:
-    """What ``http.cookiejar`` reads of a response: its Set-Cookie fields."""
-
-    def __init__(self, values: list[str]) -> None:
-        self._message = email.message.Message()
-        for value in values:
-            self._message["Set-Cookie"] = value
-
-    def info(self) -> email.message.Message:
-        return self._message
+def _domain(domain: str) -> str:
+    """A domain as the jar keeps it: lower case, no leading dot (``.example.com`` was
+    ``http.cookiejar``'s spelling of a domain cookie)."""
+    return domain.lstrip(".").lower()
 
 
 class Cookies:
-    """Cookies by name, kept in an ``http.cookiejar.CookieJar`` (``.jar``).
+    """Cookies by name, kept in a ``CookieJar`` (``.jar``).
 
     ``Cookies({"a": "1"})`` or ``cookies.set("a", "1")`` makes a cookie for every host
-    (``domain=""``); ``set(name, value, domain="example.com", path="/")`` scopes one. Reading by
-    name (``cookies["a"]``, ``get``) looks across domains; ``clear()`` empties the jar, or one
-    domain (and path) of it.
+    (``domain=""``); ``set(name, value, domain="example.com", path="/")`` scopes one to that
+    domain and its subdomains. Reading by name (``cookies["a"]``, ``get``) looks across domains;
+    ``domain=`` selects the cookies of one domain, host-only or not. ``clear()`` empties the jar,
+    or one domain (and path) of it. The limits (``max_cookies`` in all,
+    ``max_cookies_per_domain`` per registrable domain) apply to every cookie, the user's too;
+    ``Cookies(other_cookies)`` shares the other's jar, limits included.
     """
 
-    jar: http.cookiejar.CookieJar
+    jar: CookieJar
 
-    def __init__(self, cookies: CookiesInput = None) -> None:
+    def __init__(
+        self,
+        cookies: CookiesInput = None,
+        *,
+        max_cookies: int = 3000,
+        max_cookies_per_domain: int = 50,
+    ) -> None:
         if isinstance(cookies, Cookies):
             self.jar = cookies.jar
             return
-        self.jar = http.cookiejar.CookieJar(_policy())
+        self.jar = CookieJar(max_cookies=max_cookies, max_cookies_per_domain=max_cookies_per_domain)
         if cookies is not None:
             items = cookies.items() if isinstance(cookies, Mapping) else cookies
             for name, value in items:
@@ -129,41 +59,16 @@ class Cookies:
 
     def header_for(self, request: Request) -> str | None:
         """The Cookie value the jar has for this request's URL, or None."""
-        if not self.jar._cookies:  # type: ignore[attr-defined]
-            return None
-        adapter = _RequestAdapter(request)
-        self.jar.add_cookie_header(adapter)  # type: ignore[arg-type]
-        return adapter.cookie
+        return self.jar.header_for(request.url)
 
     def extract(self, response: Response, request: Request, values: list[str]) -> None:
         """Store what the response's Set-Cookie fields (``values``) ask for."""
-        self.jar.extract_cookies(
-            _ResponseAdapter(values),  # type: ignore[arg-type]
-            _RequestAdapter(request),  # type: ignore[arg-type]
-        )
+        self.jar.extract(request.url, values)
 
     # -- the user's side ------------------------------------------------------------------------
 
     def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
-        cookie = http.cookiejar.Cookie(
-            version=0,
-            name=name,
-            value=value,
-            port=None,
-            port_specified=False,
-            domain=domain,
-            domain_specified=True,  # "" matches every host; a name, that domain and below
-            domain_initial_dot=domain.startswith("."),
-            path=path,
-            path_specified=bool(path),
-            secure=False,
-            expires=None,
-            discard=True,
-            comment=None,
-            comment_url=None,
-            rest={},
-        )
-        self.jar.set_cookie(cookie)
+        self.jar.set_cookie(Cookie(name, value, _domain(domain), path or "/"))
 
     def get(
         self,
@@ -173,6 +78,7 @@ class Cookies:
         path: str | None = None,
     ) -> str | None:
         found = None
+        domain = None if domain is None else _domain(domain)
         for cookie in self.jar:
             if cookie.name == name and domain in (None, cookie.domain):
                 if path is None or cookie.path == path:
@@ -182,27 +88,14 @@ class Cookies:
         return found if found is not None else default
 
     def delete(self, name: str, domain: str | None = None, path: str | None = None) -> None:
-        doomed = [
-            cookie
-            for cookie in self.jar
-            if cookie.name == name
-            and domain in (None, cookie.domain)
-            and path in (None, cookie.path)
-        ]
-        for cookie in doomed:
-            self.jar.clear(cookie.domain, cookie.path, cookie.name)
+        self.jar.clear(None if domain is None else _domain(domain), path, name)
 
     def clear(self, domain: str | None = None, path: str | None = None) -> None:
-        if domain is None:
-            self.jar.clear()
-        elif path is None:
-            self.jar.clear(domain)
-        else:
-            self.jar.clear(domain, path)
+        self.jar.clear(None if domain is None else _domain(domain), path)
 
     def update(self, cookies: CookiesInput) -> None:
         for cookie in Cookies(cookies).jar:
-            self.jar.set_cookie(cookie)
+            self.jar.set_cookie(cookie.copy())
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -228,10 +121,10 @@ class Cookies:
         return len(self.jar)
 
     def __bool__(self) -> bool:
-        return bool(self.jar._cookies)  # type: ignore[attr-defined]
+        return bool(self.jar)
 
     def items(self) -> list[tuple[str, str]]:
-        return [(cookie.name, cookie.value or "") for cookie in self.jar]
+        return [(cookie.name, cookie.value) for cookie in self.jar]
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{c.name}={c.value} for {c.domain or '*'}{c.path}" for c in self.jar)
