@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._auth import Auth, BasicAuth, BearerAuth, DigestAuth, FunctionAuth
 from ._client import Client
-from ._compat import HAS_BROTLI, HAS_ORJSON, HAS_UVLOOP, HAS_ZSTANDARD, install_uvloop
+from ._compat import HAS_BROTLI, HAS_ISAL, HAS_ORJSON, HAS_UVLOOP, HAS_ZSTANDARD, install_uvloop
 from ._cookies import Cookies
 from ._headers import Headers
 from ._models import Response
@@ -105,6 +105,7 @@ __all__ = [
     "SystemResolver",
     "install_uvloop",
     "HAS_BROTLI",
+    "HAS_ISAL",
     "HAS_ORJSON",
     "HAS_UVLOOP",
     "HAS_ZSTANDARD",

@@ -19,15 +19,18 @@ _orjson = _optional("orjson")
 _brotli = _optional("brotli")
 _zstandard = _optional("zstandard")
 _uvloop = _optional("uvloop")
+_isal_zlib = _optional("isal.isal_zlib")  # ISA-L's inflate, about twice zlib's speed
 
 HAS_ORJSON = _orjson is not None
 HAS_BROTLI = _brotli is not None
 HAS_ZSTANDARD = _zstandard is not None
 HAS_UVLOOP = _uvloop is not None
+HAS_ISAL = _isal_zlib is not None
 
 brotli = _brotli
 zstandard = _zstandard
 uvloop = _uvloop
+isal_zlib = _isal_zlib
 
 json_loads: Callable[[bytes | str], Any]
 json_dumps: Callable[[Any], bytes]

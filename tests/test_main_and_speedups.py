@@ -42,12 +42,12 @@ def test_client_works_without_uvloop_orjson_brotli_and_zstandard() -> None:
     result = _run(
         """
         import sys
-        for name in ("uvloop", "orjson", "brotli", "zstandard"):
+        for name in ("uvloop", "orjson", "brotli", "zstandard", "isal", "zlib_ng"):
             sys.modules[name] = None  # makes `import name` raise ImportError
         import asyncio, gzip, hyperhttp
         from hyperhttp import _compat
         assert not (_compat.HAS_UVLOOP or _compat.HAS_ORJSON or _compat.HAS_BROTLI
-                    or _compat.HAS_ZSTANDARD)
+                    or _compat.HAS_ZSTANDARD or _compat.HAS_ISAL)
         assert hyperhttp.install_uvloop() is False
 
         body = gzip.compress(b'{"answer": 42}')

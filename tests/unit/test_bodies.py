@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import gzip
 import io
 import pathlib
 import zlib
+from typing import Iterator
 
 import brotli
 import pytest
@@ -12,7 +15,7 @@ import zstandard
 
 import hyperhttp
 from hyperhttp import MultipartEncoder, MultipartFile
-from hyperhttp._decoders import STEP, decoder_for
+from hyperhttp._decoders import STEP, decoder_for, inflate_backends, use_inflate_backend
 from hyperhttp._models import BodyLimits
 from tests.servers.hypercorn_app import _bomb_blocks, parse_multipart
 
@@ -148,31 +151,79 @@ def test_bad_parts_are_refused(tmp_path: pathlib.Path) -> None:
         MultipartEncoder(files={"": b"x"})
 
 
+@pytest.fixture(params=inflate_backends())
+def inflate_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each installed inflate backend in turn: zlib always, isal and zlib-ng when installed."""
+    previous = use_inflate_backend(request.param)
+    try:
+        yield request.param
+    finally:
+        use_inflate_backend(previous)
+
+
 def _bomb_gzip(mib: int) -> bytes:
     first, block = _bomb_blocks()
     return first + block * (mib - 1)
+
+
+def _bomb_deflate(wbits: int, mib: int) -> bytes:
+    """``mib`` MiB of zeros as zlib (``wbits`` 15) or raw deflate (-15), one MiB's blocks repeated."""
+    zeros = bytes(1 << 20)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    first = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    block = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return first + block * (mib - 1)
+
+
+def _first_pieces(coding: str, chunks: Iterator[bytes] | list[bytes]) -> tuple[int, int]:
+    """The size of the largest piece and the total, decoding until 40 STEPs have come out."""
+    decoder = decoder_for([coding])
+    assert decoder is not None
+    largest = 0
+    total = 0
+    for chunk in chunks:
+        for piece in decoder.feed(chunk):
+            largest = max(largest, len(piece))
+            total += len(piece)
+            if total > 40 * STEP:
+                return largest, total  # far enough: no single step expanded it all at once
+    return largest, total
 
 
 @pytest.mark.parametrize(
     ("coding", "make"),
     [
         ("gzip", lambda: _bomb_gzip(300)),
+        ("deflate", lambda: _bomb_deflate(zlib.MAX_WBITS, 300)),
+        ("deflate", lambda: _bomb_deflate(-zlib.MAX_WBITS, 300)),
+    ],
+    ids=["gzip", "deflate-zlib", "deflate-raw"],
+)
+@pytest.mark.parametrize("chunk_size", [None, 16384], ids=["one-chunk", "16k-chunks"])
+def test_a_gzip_or_deflate_bomb_decodes_in_pieces_of_at_most_step(
+    inflate_backend: str, coding: str, make: object, chunk_size: int | None
+) -> None:
+    data = make()  # type: ignore[operator]
+    if chunk_size is None:
+        chunks = [data]  # the whole bomb in one chunk: the worst case
+    else:
+        chunks = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
+    largest, total = _first_pieces(coding, chunks)
+    assert total > 40 * STEP
+    assert largest <= STEP, largest
+
+
+@pytest.mark.parametrize(
+    ("coding", "make"),
+    [
         ("br", lambda: brotli.compress(bytes(300 << 20), quality=1)),
         ("zstd", lambda: zstandard.ZstdCompressor(level=1).compress(bytes(300 << 20))),
     ],
-    ids=["gzip", "br", "zstd"],
+    ids=["br", "zstd"],
 )
 def test_a_bomb_decodes_in_bounded_pieces(coding: str, make: object) -> None:
     data = make()  # type: ignore[operator]
-    decoder = decoder_for([coding])
-    assert decoder is not None
-    largest = 0
-    total = 0
-    for piece in decoder.feed(data):  # the whole bomb in one chunk: the worst case
-        largest = max(largest, len(piece))
-        total += len(piece)
-        if total > 40 * STEP:
-            break  # far enough: no single step expanded it all at once
+    largest, total = _first_pieces(coding, [data])  # the whole bomb in one chunk: the worst case
     assert total > 40 * STEP
     assert largest <= 2 * STEP, largest
 
@@ -192,9 +243,16 @@ def test_limits_check_size_and_ratio() -> None:
     assert not BodyLimits().active
 
 
-def test_zlib_output_is_bounded_even_for_one_small_input() -> None:
-    compressed = zlib.compress(bytes(50 << 20), 9)
-    decoder = decoder_for(["deflate"])
+@functools.cache
+def _zeros_compressed(coding: str) -> bytes:
+    zeros = bytes(50 << 20)
+    return gzip.compress(zeros, 9) if coding == "gzip" else zlib.compress(zeros, 9)
+
+
+@pytest.mark.parametrize("coding", ["deflate", "gzip"])
+def test_zlib_output_is_bounded_even_for_one_small_input(inflate_backend: str, coding: str) -> None:
+    compressed = _zeros_compressed(coding)
+    decoder = decoder_for([coding])
     assert decoder is not None
     pieces = list(decoder.feed(compressed))
     assert max(len(p) for p in pieces) <= STEP
