@@ -9,9 +9,9 @@ cancelling one is a measurable share of a small request's cost).
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Any, Callable
 
-__all__ = ["LazyTimer"]
+__all__ = ["DEAD_TIMER", "LazyTimer"]
 
 
 class LazyTimer:
@@ -46,3 +46,18 @@ class LazyTimer:
         if due:
             self._at = due
             self._handle = self._loop.call_at(due, self._fire)
+
+
+class _DeadTimer:
+    """The timer of a lost connection: arming it does nothing (see H1Connection.connection_lost)."""
+
+    __slots__ = ()
+
+    def arm(self, deadline: float) -> None:
+        pass
+
+    def cancel(self) -> None:
+        pass
+
+
+DEAD_TIMER: Any = _DeadTimer()

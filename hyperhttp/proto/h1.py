@@ -52,7 +52,7 @@ from .base import (
     Timeouts,
     lost_error,
 )
-from .deadline import LazyTimer
+from .deadline import DEAD_TIMER, LazyTimer
 from .h1_feed import (
     BODY,
     CLOSED,
@@ -67,6 +67,10 @@ from .sending import WriteFlow
 from .stream import BodyStream
 
 __all__ = ["H1Connection", "encode_request_head"]
+
+
+def _ignore() -> None:
+    """The callbacks of a lost connection: the owner has heard already."""
 
 
 class H1Connection(ParserFeed, RequestWriter, asyncio.BufferedProtocol):
@@ -391,6 +395,13 @@ class H1Connection(ParserFeed, RequestWriter, asyncio.BufferedProtocol):
             self._fail(self._lost_error(exc))
         self._flow.fail(WriteError(f"connection lost while sending the request: {exc}"))
         self._on_lost()
+        # Nothing calls back into a lost connection: drop what refers back to it (the parser,
+        # the timer's bound method, the owner's callbacks), so that it is freed by reference
+        # counting. A crawler opens a connection for nearly every page, and left to the cyclic
+        # garbage collector these cost it a tenth of its CPU.
+        self._parser = None
+        self._timer = DEAD_TIMER
+        self._on_idle = self._on_lost = _ignore
 
     def _lost_error(self, exc: Exception | None) -> Exception:
         if self._state == BODY and self._stream is not None:
