@@ -95,16 +95,36 @@ def _label(address: Address) -> str:
 
 
 async def _connect_socket(loop: asyncio.AbstractEventLoop, address: Address) -> socket.socket:
+    """A non-blocking connect to a resolved address. Not ``loop.sock_connect``: uvloop's hands
+    every address, literal IPs included, to getaddrinfo on libuv's thread pool first, which cost
+    a crawler (a connection per page) about 6% of its CPU."""
     family, sockaddr = address
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await loop.sock_connect(sock, sockaddr)
+        try:
+            sock.connect(sockaddr)
+        except (BlockingIOError, InterruptedError):
+            writable: asyncio.Future[None] = loop.create_future()
+            fd = sock.fileno()
+            loop.add_writer(fd, _set_done, writable)
+            try:
+                await writable
+            finally:
+                loop.remove_writer(fd)
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error:
+                raise OSError(error, os.strerror(error))
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _close_result(task: asyncio.Task[socket.socket]) -> None:
