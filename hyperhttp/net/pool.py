@@ -579,7 +579,12 @@ class ConnectionPool(Transport):
         return oldest_waiter(self._waiting_origins, None, self._blocked)
 
     def _blocked(self, origin: Origin) -> bool:
-        """An origin at its per-host cap: room elsewhere is of no use to its waiters."""
+        """Room under the global cap is of no use to the waiters of an origin at its per-host
+        cap, or of one whose HTTP/2 connection is being set up (they get its streams)."""
+        if origin.http2 is not False and (
+            origin.connecting or any(not h.connection.ready for h in origin.shared)
+        ):
+            return True
         return self.max_connections_per_host is not None and self._at_host_cap(origin)
 
     def _on_lost(self, held: Held) -> None:
@@ -638,9 +643,16 @@ class ConnectionPool(Transport):
             waiter = self._oldest_waiter()
             if waiter is None:
                 return
-            waiter.origin.waiters.remove(waiter)
-            self._take_place(waiter.origin)
-            waiter.future.set_result(_GRANT)
+            origin = waiter.origin
+            origin.waiters.remove(waiter)
+            self._take_place(origin)
+            if origin.http2 is not False:
+                # HTTP/2 may be spoken there: this one connects, counted as connecting at once,
+                # and the origin's other waiters wait for its streams (see _blocked).
+                origin.connecting += 1
+                waiter.future.set_result(_GROW)
+            else:
+                waiter.future.set_result(_GRANT)
 
     def _sweep(self) -> None:
         """Close connections idle for longer than keepalive_expiry; come back for the rest."""

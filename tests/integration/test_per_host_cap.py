@@ -97,3 +97,34 @@ async def test_http2_counts_streams(hypercorn_h2: HypercornServer, certs: Certs)
 def test_the_cap_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="max_connections_per_host"):
         hyperhttp.Client(max_connections_per_host=0)
+
+
+async def test_at_the_global_cap_an_http2_origin_still_gets_one_connection(
+    scripted: Callable[..., ScriptedServer], hypercorn_h2: HypercornServer, certs: Certs
+) -> None:
+    """Requests to a new HTTP/2 origin that queue for room under the global cap (held by
+    another origin) wait for the one connection the first of them opens, as they would if
+    there were room: they do not each open their own."""
+    release = threading.Event()
+
+    def slow(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            release.wait(10)
+            conn.send(respond(body=b"slow"))
+
+    busy = scripted(slow)
+    hypercorn_h2.reset_connections()
+    async with hyperhttp.Client(verify=certs.ca_path, max_connections=2) as client:
+        held = [asyncio.ensure_future(client.get(busy.url)) for _ in range(2)]
+        h2 = [asyncio.ensure_future(client.get(f"{hypercorn_h2.url}/bytes/100")) for _ in range(20)]
+        for _ in range(50):  # bounded: until the h2 requests queue behind the cap
+            await asyncio.sleep(0)
+            if client.get_pool_stats().get(hypercorn_h2.url, {}).get("waiting") == 20:
+                break
+        assert client.get_pool_stats()[hypercorn_h2.url]["waiting"] == 20
+        release.set()
+        for response in await asyncio.gather(*held):
+            assert await response.aread() == b"slow"
+        bodies = [await (await request).aread() for request in h2]
+    assert bodies == [pattern(100)] * 20
+    assert hypercorn_h2.connections() == 1
