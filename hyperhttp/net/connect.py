@@ -115,7 +115,7 @@ async def _connect_socket(loop: asyncio.AbstractEventLoop, address: Address) -> 
                 loop.remove_writer(fd)
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if error:
-                raise OSError(error, os.strerror(error))
+                raise OSError(error, os.strerror(error)) from None
     except BaseException:
         sock.close()
         raise
