@@ -15,7 +15,7 @@ import zstandard
 
 import hyperhttp
 from hyperhttp import MultipartEncoder, MultipartFile
-from hyperhttp._decoders import STEP, decoder_for, inflate_backends, use_inflate_backend
+from hyperhttp._decoders import STEP, decoder_for
 from hyperhttp._models import BodyLimits
 from tests.servers.hypercorn_app import _bomb_blocks, parse_multipart
 
@@ -149,16 +149,6 @@ def test_bad_parts_are_refused(tmp_path: pathlib.Path) -> None:
         MultipartEncoder(files={"f": ("a", b"x", "text/plain", "extra")})
     with pytest.raises(ValueError, match="non-empty"):
         MultipartEncoder(files={"": b"x"})
-
-
-@pytest.fixture(params=inflate_backends())
-def inflate_backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each installed inflate backend in turn: zlib always, isal and zlib-ng when installed."""
-    previous = use_inflate_backend(request.param)
-    try:
-        yield request.param
-    finally:
-        use_inflate_backend(previous)
 
 
 def _bomb_gzip(mib: int) -> bytes:

@@ -143,16 +143,6 @@ def test_timeout_phases() -> None:
 PAYLOAD = b"The quick brown fox jumps over the lazy dog. " * 50
 
 
-@pytest.fixture(params=inflate_backends())
-def inflate_backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each installed inflate backend in turn: zlib always, isal and zlib-ng when installed."""
-    previous = use_inflate_backend(request.param)
-    try:
-        yield request.param
-    finally:
-        use_inflate_backend(previous)
-
-
 def _one_byte_at_a_time(encoding: str, data: bytes) -> bytes:
     decoder = decoder_for([encoding])
     assert decoder is not None
