@@ -16,15 +16,8 @@ from typing import (
     Any,
     AsyncIterable,
     Callable,
-    Coroutine,
-    Generator,
     Iterable,
     Mapping,
-    Protocol,
-    Sequence,
-    TypedDict,
-    Union,
-    cast,
 )
 from urllib.parse import urlencode
 
@@ -35,6 +28,16 @@ from ._decoders import accept_encoding
 from ._headers import Headers, HeadersInput, check_header_name, check_header_value
 from ._models import BodyLimits, Response
 from ._multipart import MultipartEncoder
+from ._options import (
+    NO_JSON,
+    UNSET,
+    EventHooks,
+    FilesInput,
+    FormData,
+    RequestOptions,
+    StreamContext,
+    verb,
+)
 from ._redirects import discard, redirect_request
 from ._request import Request, RequestContent, classify, frame_body, method_bytes
 from ._resilience import Attempt, Resilience
@@ -52,7 +55,7 @@ from .exceptions import (
 )
 from .net.dns import Resolver
 from .net.pool import ConnectionPool
-from .net.proxy import ProxyRoutes, ProxyURL, ssl_paths_from_env
+from .net.proxy import ProxiesInput, ProxyRoutes, ssl_paths_from_env
 from .net.tls import create_ssl_context
 from .proto.base import FieldBlock
 
@@ -63,97 +66,10 @@ elif TYPE_CHECKING:
 
 __all__ = ["Client", "CookiesInput", "RequestOptions", "StreamContext"]
 
-FormData = Mapping[str, Any]
-# A file part's shapes are ``FileSpec``; the values are Any because a dict literal mixing shapes
-# would not type-check against a union of them (each is checked when the body is built).
-FilesInput = Union[Mapping[str, Any], Sequence[tuple[str, Any]]]
-EventHooks = Mapping[str, Iterable[Callable[..., Any]]]
-ProxiesInput = Union[str, ProxyURL, Mapping[str, Union[str, ProxyURL, None]], None]
-
-
-class _Unset:
-    """The default of an option that was not given (shown in signatures by what it means)."""
-
-    __slots__ = ("meaning",)
-
-    def __init__(self, meaning: str) -> None:
-        self.meaning = meaning
-
-    def __repr__(self) -> str:
-        return self.meaning
-
-
-_UNSET: Any = _Unset("<the Client's setting>")
-_NO_JSON: Any = _Unset("<no JSON body>")
 _URL_CACHE_MAX = 4096
 _FORM = (b"Content-Type", b"application/x-www-form-urlencoded")
 _JSON = (b"Content-Type", b"application/json")
 _NO_FIELDS: list[tuple[bytes, bytes]] = []  # shared, never changed
-
-
-class RequestOptions(TypedDict, total=False):
-    """The keyword arguments of ``Client.request``, which the verbs and ``stream`` take too."""
-
-    params: QueryParams
-    headers: HeadersInput
-    cookies: CookiesInput
-    content: RequestContent | None
-    data: FormData | None
-    files: FilesInput | None
-    json: Any
-    timeout: TimeoutTypes
-    follow_redirects: bool
-    retry: bool
-    auth: AuthTypes
-
-
-class Verb(Protocol):
-    """``client.get(url, **options)`` and its siblings: ``request`` with the method given."""
-
-    def __call__(
-        self, url: str | URL, **options: Unpack[RequestOptions]
-    ) -> Coroutine[Any, Any, Response]: ...
-
-
-def _verb(method: str) -> Verb:
-    """A verb. Without keyword arguments it builds and sends itself: one coroutine fewer."""
-
-    async def verb(self: Client, url: str | URL, **options: Any) -> Response:
-        if options:
-            return await self.request(method, url, **options)
-        return await self.send(self.build_request(method, url))
-
-    verb.__name__ = verb.__qualname__ = method.lower()
-    verb.__doc__ = f"Send a {method} request; the options are those of ``request``."
-    return cast(Verb, verb)
-
-
-class StreamContext:
-    """What ``client.stream(...)`` returns: await it for the Response (``async with await
-    client.stream(...)``), or use it as ``async with client.stream(...) as response``, which
-    closes the response on the way out. The request is sent when either begins."""
-
-    __slots__ = ("_client", "_method", "_url", "_options", "_response")
-
-    def __init__(
-        self, client: Client, method: str, url: str | URL, options: RequestOptions
-    ) -> None:
-        self._client = client
-        self._method = method
-        self._url = url
-        self._options = options
-        self._response: Response | None = None
-
-    def __await__(self) -> Generator[Any, None, Response]:
-        return self._client.request(self._method, self._url, **self._options).__await__()
-
-    async def __aenter__(self) -> Response:
-        self._response = await self._client.request(self._method, self._url, **self._options)
-        return self._response
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._response is not None:
-            await self._response.aclose()
 
 
 class Client:
@@ -329,13 +245,13 @@ class Client:
     # -- the verbs ------------------------------------------------------------------------
     # Without keyword arguments a verb builds and sends itself: one coroutine fewer per request.
 
-    get = _verb("GET")
-    head = _verb("HEAD")
-    options = _verb("OPTIONS")
-    delete = _verb("DELETE")
-    post = _verb("POST")
-    put = _verb("PUT")
-    patch = _verb("PATCH")
+    get = verb("GET")
+    head = verb("HEAD")
+    options = verb("OPTIONS")
+    delete = verb("DELETE")
+    post = verb("POST")
+    put = verb("PUT")
+    patch = verb("PATCH")
 
     def stream(
         self, method: str, url: str | URL, **options: Unpack[RequestOptions]
@@ -356,11 +272,11 @@ class Client:
         content: RequestContent | None = None,
         data: FormData | None = None,
         files: FilesInput | None = None,
-        json: Any = _NO_JSON,
-        timeout: TimeoutTypes = _UNSET,
-        follow_redirects: bool = _UNSET,
+        json: Any = NO_JSON,
+        timeout: TimeoutTypes = UNSET,
+        follow_redirects: bool = UNSET,
         retry: bool = True,
-        auth: AuthTypes = _UNSET,
+        auth: AuthTypes = UNSET,
     ) -> Response:
         """Send a request and return its response as soon as the head has arrived."""
         request = self.build_request(
@@ -381,8 +297,8 @@ class Client:
         self,
         request: Request,
         *,
-        follow_redirects: bool = _UNSET,
-        auth: AuthTypes = _UNSET,
+        follow_redirects: bool = UNSET,
+        auth: AuthTypes = UNSET,
         retry: bool = True,
     ) -> Response:
         """Send a Request built by ``build_request`` (or by hand).
@@ -395,8 +311,8 @@ class Client:
             raise PoolClosed("the client has been closed")
         url = request.url
         if (
-            follow_redirects is _UNSET
-            and auth is _UNSET
+            follow_redirects is UNSET
+            and auth is UNSET
             and not self.follow_redirects
             and self._auth is None
             and not self._jar._cookies
@@ -413,8 +329,8 @@ class Client:
             if values:
                 self._cookies.extract(response, request, values)
             return response
-        follow = self.follow_redirects if follow_redirects is _UNSET else follow_redirects
-        flow = self._auth if auth is _UNSET else to_auth(auth)
+        follow = self.follow_redirects if follow_redirects is UNSET else follow_redirects
+        flow = self._auth if auth is UNSET else to_auth(auth)
         if flow is None and (url.username or url.password):
             flow = url_auth(url)
         attempt: Attempt = self._send_once
@@ -518,8 +434,8 @@ class Client:
         content: RequestContent | None = None,
         data: FormData | None = None,
         files: FilesInput | None = None,
-        json: Any = _NO_JSON,
-        timeout: TimeoutTypes = _UNSET,
+        json: Any = NO_JSON,
+        timeout: TimeoutTypes = UNSET,
     ) -> Request:
         """Merge the Client's defaults into a Request, ready for ``send``."""
         if method not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
@@ -532,19 +448,19 @@ class Client:
         length: int | None = None  # of a stream, when known: sent as Content-Length
         content_type: tuple[bytes, bytes] | None = None
         if files is not None:
-            if content is not None or json is not _NO_JSON:
+            if content is not None or json is not NO_JSON:
                 raise TypeError("files= goes with data= only, not with content= or json=")
             if data is not None and not isinstance(data, Mapping):
                 raise TypeError("data= takes a mapping of form fields")
             content = MultipartEncoder(_form_pairs(data), files)
             data = None
         if content is not None:
-            if json is not _NO_JSON or data is not None:
+            if json is not NO_JSON or data is not None:
                 raise TypeError("pass only one of content=, data= and json=")
             body, stream, length, implied_type = classify(content)
             if implied_type is not None:
                 content_type = (b"Content-Type", implied_type.encode("latin-1"))
-        elif json is not _NO_JSON:
+        elif json is not NO_JSON:
             if data is not None:
                 raise TypeError("pass only one of content=, data= and json=")
             body = json_dumps(json)
@@ -557,7 +473,7 @@ class Client:
             body = urlencode(_form_pairs(data)).encode("ascii")
             content_type = _FORM
 
-        request_timeout = self.timeout if timeout is _UNSET else to_timeout(timeout)
+        request_timeout = self.timeout if timeout is UNSET else to_timeout(timeout)
         if headers is None and cookies is None:
             chunked, stream_length, framing = frame_body(method, body, stream, length)
             own = _NO_FIELDS

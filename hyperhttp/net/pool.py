@@ -32,6 +32,7 @@ from .._url import URL
 from ..exceptions import PoolClosed, ReadError, StreamNotProcessed
 from ..proto.base import ConnectionNotAvailable, HeadLimits, StaleConnection
 from ..proto.deadline import LazyTimer
+from .caps import GRANT, GROW, Caps
 from .connector import Connector, DirectConnector
 from .dns import Resolver
 from .origin import (
@@ -40,10 +41,7 @@ from .origin import (
     PoolStats,
     Waiter,
     expired,
-    fail_late_waiters,
-    longest_idle,
     next_waiter,
-    oldest_waiter,
     prune,
     request_timings,
 )
@@ -54,16 +52,14 @@ __all__ = ["ConnectionPool"]
 
 # Methods that can be replayed after the stale keep-alive race (RFC 9110 section 9.2.2).
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-_GRANT = object()  # a waiter's result meaning "capacity is reserved for you: connect"
 _RETRY = object()  # a waiter's result meaning "what you waited for is not coming: look again"
-_GROW = object()  # "the origin's HTTP/2 streams ran out: open one more connection" (counted)
 _REPLAYS = 3  # requests an HTTP/2 server did not process are sent again at most this often,
 _PROGRESS_REPLAYS = 100  # or this often when its GOAWAYs came after it served other requests
 _ORIGIN_LIMIT = 1024  # origin records kept before idle ones are pruned
 logger = logging.getLogger("hyperhttp")
 
 
-class ConnectionPool(Transport):
+class ConnectionPool(Caps, Transport):
     """Keeps connections per origin and hands them to requests.
 
     Connections come from ``connector`` (a ``DirectConnector`` built from the other arguments
@@ -327,39 +323,19 @@ class ConnectionPool(Transport):
                 return await self._connect(origin, timeout.connect)
             else:
                 result = await self._wait(origin, request, seq, room=True)
-            if result is _GRANT or result is _GROW:
-                return await self._connect(origin, timeout.connect, result is _GROW)
+            if result is GRANT or result is GROW:
+                return await self._connect(origin, timeout.connect, result is GROW)
             if result is not _RETRY:
                 return result
             held_stream = self._take_stream(origin) if origin.shared else None
             if held_stream is not None:
                 return held_stream
 
-    def _at_host_cap(self, origin: Origin) -> bool:
-        """Whether the origin has as many sockets (HTTP/2: streams in flight) as
-        ``max_connections_per_host`` allows."""
-        cap = self.max_connections_per_host
-        if cap is None:
-            return False
-        if origin.shared:
-            return sum(h.connection.in_use for h in origin.shared) >= cap
-        return origin.sockets >= cap
-
-    def _take_place(self, origin: Origin) -> None:
-        """A socket is about to open for ``origin``: it counts under both caps from now."""
-        self._total += 1
-        origin.sockets += 1
-
-    def _free_place(self, origin: Origin) -> None:
-        """A socket of ``origin`` is gone (or never opened): its place under both caps is free."""
-        self._total -= 1
-        origin.sockets -= 1
-
     async def _wait(self, origin: Origin, request: Request, seq: int, room: bool) -> Any:
         """Queue for a connection; ``room``: for room under the global cap (then an idle
         connection elsewhere is closed to make it), else for a place on an HTTP/2 connection.
 
-        What comes back is what ``_acquire`` returns, or _GRANT, _GROW or _RETRY. A connection
+        What comes back is what ``_acquire`` returns, or GRANT, GROW or _RETRY. A connection
         released to this waiter may have sent its request already (``_on_idle``): then the
         task wakes once, with the response head, and a failure is the connection's to judge.
         The pool timeout is a deadline on the waiter, watched by one timer for every waiter
@@ -403,27 +379,15 @@ class ConnectionPool(Transport):
             if waiter.held is None:
                 origin.waiting -= 1
 
-    def _check_waiters(self) -> float:
-        """The pool timer came: fail the waiters past their deadline; the next deadline."""
-        assert self._loop is not None
-        return fail_late_waiters(self._waiting_origins, self._loop.time())
-
     def _give_back(self, origin: Origin, result: Any) -> None:
         """A waiter was cancelled after it was served: pass on what it was given."""
-        if result is _GRANT or result is _GROW:
+        if result is GRANT or result is GROW:
             self._free_place(origin)
-            if result is _GROW:
+            if result is GROW:
                 origin.connecting -= 1
             self._grant_capacity()
         elif result is not _RETRY:
             result.connection.unreserve()
-
-    def _evict_idle_elsewhere(self) -> None:
-        """At the global cap, the longest-idle connection (of another origin: the waiting one
-        has none, or it would not wait) makes room."""
-        oldest = longest_idle(self._origins.values())
-        if oldest is not None:
-            self._discard(oldest)
 
     async def _connect(
         self, origin: Origin, connect_timeout: float | None, counted: bool = False
@@ -558,34 +522,13 @@ class ConnectionPool(Transport):
                 if not waiter.future.done():
                     self._take_place(origin)
                     origin.connecting += 1
-                    waiter.future.set_result(_GROW)
+                    waiter.future.set_result(GROW)
                     break
         if connection.in_use == 0 and self._loop is not None:
             if rival is not None:
                 self._discard(held)  # another origin waits for room: make it
                 return
             self._idle_from(held, self._loop.time())
-
-    def _rival(self, origin: Origin) -> Waiter | None:
-        """At the cap, the longest-waiting request of another origin that needs room."""
-        waiting = self._waiting_origins
-        if self._total < self.max_connections or not waiting:
-            return None
-        if len(waiting) == 1 and origin in waiting:
-            return None  # (the common case under load: nothing to look through)
-        return oldest_waiter(waiting, origin, self._blocked)
-
-    def _oldest_waiter(self) -> Waiter | None:
-        return oldest_waiter(self._waiting_origins, None, self._blocked)
-
-    def _blocked(self, origin: Origin) -> bool:
-        """Room under the global cap is of no use to the waiters of an origin at its per-host
-        cap, or of one whose HTTP/2 connection is being set up (they get its streams)."""
-        if origin.http2 is not False and (
-            origin.connecting or any(not h.connection.ready for h in origin.shared)
-        ):
-            return True
-        return self.max_connections_per_host is not None and self._at_host_cap(origin)
 
     def _on_lost(self, held: Held) -> None:
         """The connection can serve no more requests; once its socket is gone, its place is free.
@@ -635,24 +578,6 @@ class ConnectionPool(Transport):
         if held.origin is not None:
             self._retire(held)
         held.connection.close()
-
-    def _grant_capacity(self) -> None:
-        """Room under the global cap: the oldest waiter for room (of any origin below its
-        per-host cap) may connect."""
-        while self._total < self.max_connections:
-            waiter = self._oldest_waiter()
-            if waiter is None:
-                return
-            origin = waiter.origin
-            origin.waiters.remove(waiter)
-            self._take_place(origin)
-            if origin.http2 is not False:
-                # HTTP/2 may be spoken there: this one connects, counted as connecting at once,
-                # and the origin's other waiters wait for its streams (see _blocked).
-                origin.connecting += 1
-                waiter.future.set_result(_GROW)
-            else:
-                waiter.future.set_result(_GRANT)
 
     def _sweep(self) -> None:
         """Close connections idle for longer than keepalive_expiry; come back for the rest."""

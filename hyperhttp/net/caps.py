@@ -1,0 +1,105 @@
+"""The pool's two caps, as a mixin of ConnectionPool: the global ``max_connections`` and the
+per-origin ``max_connections_per_host``, and who gets room under them.
+
+A socket counts under both from the moment it is about to open until it is gone
+(``_take_place``/``_free_place``). Room goes to the longest-waiting request of an origin that
+can use it (``_grant_capacity``): not one at its per-host cap, nor one whose HTTP/2 connection
+is being set up (``_blocked``). At the global cap a released connection may be closed for an
+older waiter of another origin (``_rival``), and an idle one elsewhere makes room for a new
+waiter (``_evict_idle_elsewhere``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+from .origin import Held, Origin, Waiter, fail_late_waiters, longest_idle, oldest_waiter
+
+__all__ = ["GRANT", "GROW", "Caps"]
+
+GRANT = object()  # a waiter's result meaning "capacity is reserved for you: connect"
+GROW = object()  # "the origin's HTTP/2 streams ran out: open one more connection" (counted)
+
+
+class Caps:
+    """The cap bookkeeping of ``ConnectionPool``; these attributes are the pool's."""
+
+    max_connections: int
+    max_connections_per_host: int | None
+    _total: int
+    _origins: dict[tuple[Any, ...], Origin]
+    _waiting_origins: set[Origin]
+    _loop: asyncio.AbstractEventLoop | None
+    _discard: Callable[[Held], None]
+
+    def _at_host_cap(self, origin: Origin) -> bool:
+        """Whether the origin has as many sockets (HTTP/2: streams in flight) as
+        ``max_connections_per_host`` allows."""
+        cap = self.max_connections_per_host
+        if cap is None:
+            return False
+        if origin.shared:
+            return sum(h.connection.in_use for h in origin.shared) >= cap
+        return origin.sockets >= cap
+
+    def _take_place(self, origin: Origin) -> None:
+        """A socket is about to open for ``origin``: it counts under both caps from now."""
+        self._total += 1
+        origin.sockets += 1
+
+    def _free_place(self, origin: Origin) -> None:
+        """A socket of ``origin`` is gone (or never opened): its place under both caps is free."""
+        self._total -= 1
+        origin.sockets -= 1
+
+    def _check_waiters(self) -> float:
+        """The pool timer came: fail the waiters past their deadline; the next deadline."""
+        assert self._loop is not None
+        return fail_late_waiters(self._waiting_origins, self._loop.time())
+
+    def _evict_idle_elsewhere(self) -> None:
+        """At the global cap, the longest-idle connection (of another origin: the waiting one
+        has none, or it would not wait) makes room."""
+        oldest = longest_idle(self._origins.values())
+        if oldest is not None:
+            self._discard(oldest)
+
+    def _rival(self, origin: Origin) -> Waiter | None:
+        """At the cap, the longest-waiting request of another origin that needs room."""
+        waiting = self._waiting_origins
+        if self._total < self.max_connections or not waiting:
+            return None
+        if len(waiting) == 1 and origin in waiting:
+            return None  # (the common case under load: nothing to look through)
+        return oldest_waiter(waiting, origin, self._blocked)
+
+    def _oldest_waiter(self) -> Waiter | None:
+        return oldest_waiter(self._waiting_origins, None, self._blocked)
+
+    def _blocked(self, origin: Origin) -> bool:
+        """Room under the global cap is of no use to the waiters of an origin at its per-host
+        cap, or of one whose HTTP/2 connection is being set up (they get its streams)."""
+        if origin.http2 is not False and (
+            origin.connecting or any(not h.connection.ready for h in origin.shared)
+        ):
+            return True
+        return self.max_connections_per_host is not None and self._at_host_cap(origin)
+
+    def _grant_capacity(self) -> None:
+        """Room under the global cap: the oldest waiter for room (of any origin below its
+        per-host cap) may connect."""
+        while self._total < self.max_connections:
+            waiter = self._oldest_waiter()
+            if waiter is None:
+                return
+            origin = waiter.origin
+            origin.waiters.remove(waiter)
+            self._take_place(origin)
+            if origin.http2 is not False:
+                # HTTP/2 may be spoken there: this one connects, counted as connecting at once,
+                # and the origin's other waiters wait for its streams (see _blocked).
+                origin.connecting += 1
+                waiter.future.set_result(GROW)
+            else:
+                waiter.future.set_result(GRANT)
