@@ -5,16 +5,19 @@ A socket counts under both from the moment it is about to open until it is gone
 (``_take_place``/``_free_place``). Room goes to the longest-waiting request of an origin that
 can use it (``_grant_capacity``): not one at its per-host cap, nor one whose HTTP/2 connection
 is being set up (``_blocked``). At the global cap a released connection may be closed for an
-older waiter of another origin (``_rival``), and an idle one elsewhere makes room for a new
-waiter (``_evict_idle_elsewhere``).
+older waiter of another origin (``_rival``), and the least recently used idle connection makes
+room for a new waiter (``_evict_idle``). Room already coming (sockets the pool closed, not yet
+gone) is counted against the requests waiting for it (``_room_coming``), so that one request at
+the cap closes one connection, not one per connection released while its room is on the way.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from typing import Any, Callable
 
-from .origin import Held, Origin, Waiter, fail_late_waiters, longest_idle, oldest_waiter
+from .origin import Held, Origin, Waiter, fail_late_waiters, oldest_waiter
 
 __all__ = ["GRANT", "GROW", "Caps"]
 
@@ -28,6 +31,11 @@ class Caps:
     max_connections: int
     max_connections_per_host: int | None
     _total: int
+    _lru: OrderedDict[Held, None]
+    _lru_h2: OrderedDict[Held, None]
+    _closing: int
+    _room_waiting: int
+    _h2_sockets: int
     _origins: dict[tuple[Any, ...], Origin]
     _waiting_origins: set[Origin]
     _loop: asyncio.AbstractEventLoop | None
@@ -58,17 +66,34 @@ class Caps:
         assert self._loop is not None
         return fail_late_waiters(self._waiting_origins, self._loop.time())
 
-    def _evict_idle_elsewhere(self) -> None:
-        """At the global cap, the longest-idle connection (of another origin: the waiting one
-        has none, or it would not wait) makes room."""
-        oldest = longest_idle(self._origins.values())
-        if oldest is not None:
-            self._discard(oldest)
+    def _evict_idle(self) -> None:
+        """At the global cap, the least recently used idle connection (of another origin: the
+        waiting one has none, or it would not wait) makes room: an HTTP/1.1 one, else an
+        HTTP/2 one unless some HTTP/1.1 connection in use will free a place."""
+        for held in self._lru:
+            self._discard(held)
+            return
+        if not self._h1_out():
+            for held in self._lru_h2:
+                self._discard(held)
+                return
+
+    def _room_coming(self) -> bool:
+        """Whether the sockets the pool closed and that are not gone yet free as many places as
+        requests wait for (each place goes to the oldest of them as its socket goes)."""
+        return self._closing >= self._room_waiting
+
+    def _h1_out(self) -> bool:
+        """Whether some HTTP/1.1 connection is in use or opening: its release will make room.
+        (Every socket under the cap is HTTP/2, idle, being closed, or that; connections being
+        set up for an origin that may speak HTTP/2 count here until ALPN tells.)"""
+        return self._total - self._h2_sockets - len(self._lru) - self._closing > 0
 
     def _rival(self, origin: Origin) -> Waiter | None:
-        """At the cap, the longest-waiting request of another origin that needs room."""
+        """At the cap, the longest-waiting request of another origin that needs room no
+        connection being closed will give it."""
         waiting = self._waiting_origins
-        if self._total < self.max_connections or not waiting:
+        if self._total < self.max_connections or not waiting or self._room_coming():
             return None
         if len(waiting) == 1 and origin in waiting:
             return None  # (the common case under load: nothing to look through)

@@ -16,10 +16,8 @@ __all__ = [
     "Held",
     "Origin",
     "Waiter",
-    "expired",
     "fail_late_waiters",
     "is_empty",
-    "longest_idle",
     "next_waiter",
     "oldest_waiter",
     "prune",
@@ -32,7 +30,7 @@ class Held:
     origin (None once the pool is done with it: later reports are ignored) and since when it
     has been idle (0.0: it is not)."""
 
-    __slots__ = ("connection", "origin", "idle_since", "ended", "phases")
+    __slots__ = ("connection", "origin", "idle_since", "ended", "closing", "phases")
 
     connection: Connection
 
@@ -40,6 +38,7 @@ class Held:
         self.origin: Origin | None = None
         self.idle_since = 0.0
         self.ended = False  # it reported that it can serve no more requests
+        self.closing = False  # the pool closed it while idle; its socket is not gone yet
         self.phases: dict[str, float] | None = None  # its connect timings, for its first request
 
 
@@ -218,42 +217,6 @@ def prune(origins: dict[Any, Origin], limit: int) -> int:
     for key in [k for k, o in origins.items() if is_empty(o)]:
         del origins[key]
     return limit * 2 if len(origins) > limit // 2 else limit
-
-
-def longest_idle(origins: Iterable[Origin]) -> Held | None:
-    """The connection of ``origins`` idle for the longest, or None."""
-    oldest: Held | None = None
-    for origin in origins:
-        candidates = [h for h in origin.shared if h.idle_since]
-        if origin.idle:
-            candidates.append(origin.idle[0])
-        for candidate in candidates:
-            if oldest is None or candidate.idle_since < oldest.idle_since:
-                oldest = candidate
-    return oldest
-
-
-def expired(
-    origins: Iterable[Origin], now: float, expiry: float, discard: Callable[[Held], None]
-) -> float | None:
-    """``discard`` the connections of ``origins`` idle for ``expiry`` seconds or more at loop
-    time ``now``; when the next of the others expires (None: none is idle)."""
-    next_due: float | None = None
-    for origin in origins:
-        idle = origin.idle
-        while idle and now - idle[0].idle_since >= expiry:
-            discard(idle[0])
-        dues = [idle[0].idle_since + expiry] if idle else []
-        for held in list(origin.shared):
-            if held.idle_since:
-                if now - held.idle_since >= expiry:
-                    discard(held)
-                else:
-                    dues.append(held.idle_since + expiry)
-        if dues:
-            due = min(dues)
-            next_due = due if next_due is None else min(next_due, due)
-    return next_due
 
 
 def request_timings(

@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import logging
 import ssl
+from collections import OrderedDict
 from functools import partial
 from time import perf_counter
 from typing import Any, Callable
@@ -40,7 +41,6 @@ from .origin import (
     Origin,
     PoolStats,
     Waiter,
-    expired,
     next_waiter,
     prune,
     request_timings,
@@ -121,7 +121,14 @@ class ConnectionPool(Caps, Transport):
         self._origins: dict[tuple[Any, ...], Origin] = {}
         self._origin_limit = _ORIGIN_LIMIT
         self._total = 0  # open and opening connections, across origins
-        self._idle = 0  # idle connections, across origins (what can make room at the cap)
+        # Idle connections across origins, least recently used first (what makes room at the
+        # cap, and what expires: its first, found in O(1) however many origins there are):
+        # HTTP/1.1 ones, and HTTP/2 ones apart (each carries a whole origin: the last to go).
+        self._lru: OrderedDict[Held, None] = OrderedDict()
+        self._lru_h2: OrderedDict[Held, None] = OrderedDict()
+        self._closing = 0  # connections the pool closed whose sockets are not gone yet
+        self._room_waiting = 0  # requests queued for room under the global cap
+        self._h2_sockets = 0  # HTTP/2 connections open (draining ones included)
         # Origins with queued waiters; freed capacity goes to the oldest head among them.
         self._waiting_origins: set[Origin] = set()
         self._arrivals = itertools.count()
@@ -236,7 +243,8 @@ class ConnectionPool(Caps, Transport):
             for held in list(origin.connections):
                 held.connection.close()
             origin.idle.clear()
-        self._idle = 0
+        self._lru.clear()
+        self._lru_h2.clear()
         self.connector.close()
 
     def get_stats(self) -> PoolStats:
@@ -264,8 +272,11 @@ class ConnectionPool(Caps, Transport):
     # -- idle bookkeeping ---------------------------------------------------------------------
 
     def _idle_from(self, held: Held, now: float) -> None:
-        if not held.idle_since:
-            self._idle += 1
+        lru = self._lru_h2  # (only multiplexed connections are idle with streams ended)
+        if held.idle_since:
+            lru.move_to_end(held)  # idle again: to the end
+        else:
+            lru[held] = None
         held.idle_since = now
         if self._sweep_handle is None and self.keepalive_expiry is not None:
             assert self._loop is not None
@@ -274,7 +285,7 @@ class ConnectionPool(Caps, Transport):
     def _busy(self, held: Held) -> None:
         if held.idle_since:
             held.idle_since = 0.0
-            self._idle -= 1
+            del (self._lru_h2 if held.connection.multiplexed else self._lru)[held]
 
     # -- acquiring ----------------------------------------------------------------------------
 
@@ -283,7 +294,7 @@ class ConnectionPool(Caps, Transport):
         while idle:
             held = idle.pop()
             held.idle_since = 0.0  # (every connection in ``idle`` is counted idle)
-            self._idle -= 1
+            del self._lru[held]
             if held.connection.is_idle:
                 if self._debug:
                     logger.debug("reusing a connection to %s", origin.label)
@@ -351,8 +362,10 @@ class ConnectionPool(Caps, Transport):
             waiters.append(waiter)
         self._waiting_origins.add(origin)
         origin.waiting += 1
-        if room and self._idle and self._total >= self.max_connections:
-            self._evict_idle_elsewhere()
+        if room:
+            self._room_waiting += 1
+            if self._total >= self.max_connections and not self._room_coming():
+                self._evict_idle()
         timeout = request.timeout.pool
         if timeout is not None:
             waiter.deadline = deadline = loop.time() + timeout
@@ -378,6 +391,8 @@ class ConnectionPool(Caps, Transport):
         finally:
             if waiter.held is None:
                 origin.waiting -= 1
+            if room:
+                self._room_waiting -= 1
 
     def _give_back(self, origin: Origin, result: Any) -> None:
         """A waiter was cancelled after it was served: pass on what it was given."""
@@ -425,6 +440,7 @@ class ConnectionPool(Caps, Transport):
             raise PoolClosed("the client was closed")
         if connection.multiplexed:
             origin.http2 = True
+            self._h2_sockets += 1
             connection.reserve()
             origin.shared.append(held)
             if connection.available > 0:  # its SETTINGS came already
@@ -484,7 +500,7 @@ class ConnectionPool(Caps, Transport):
             return
         assert self._loop is not None
         held.idle_since = self._loop.time()  # (it was not idle: it served a request)
-        self._idle += 1
+        self._lru[held] = None
         idle.append(held)
         if self._sweep_handle is None and self.keepalive_expiry is not None:
             self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
@@ -498,9 +514,11 @@ class ConnectionPool(Caps, Transport):
             and not self._at_host_cap(origin)
             and (waiter := next_waiter(origin, self._waiting_origins)) is not None
         ):
-            if rival is not None and rival.seq < waiter.seq:
-                # At the cap another origin's request came first: this connection takes no
-                # new streams and closes when those in flight end, to make room for it.
+            if rival is not None and rival.seq < waiter.seq and not self._h1_out():
+                # At the cap another origin's request came first, and no HTTP/1.1 connection
+                # in use will free a place for it: this connection takes no new streams and
+                # closes when those in flight end, to make room. (While one is in use, its
+                # release makes the room, and the origin's many requests keep this one.)
                 connection.drain()
                 return
             waiters.popleft()
@@ -525,8 +543,8 @@ class ConnectionPool(Caps, Transport):
                     waiter.future.set_result(GROW)
                     break
         if connection.in_use == 0 and self._loop is not None:
-            if rival is not None:
-                self._discard(held)  # another origin waits for room: make it
+            if rival is not None and not self._h1_out():
+                self._discard(held)  # another origin waits for room, and only this makes it
                 return
             self._idle_from(held, self._loop.time())
 
@@ -553,6 +571,11 @@ class ConnectionPool(Caps, Transport):
             origin.connections.discard(held)
         if connection.socket_closed:
             held.origin = None
+            if held.closing:
+                held.closing = False
+                self._closing -= 1
+            if connection.multiplexed:
+                self._h2_sockets -= 1
             self._free_place(origin)
             self._grant_capacity()
 
@@ -575,9 +598,15 @@ class ConnectionPool(Caps, Transport):
 
     def _discard(self, held: Held) -> None:
         """Close a connection the pool no longer wants (its place frees when the socket is gone)."""
+        connection = held.connection
         if held.origin is not None:
             self._retire(held)
-        held.connection.close()
+            if not held.closing and connection.in_use == 0 and not connection.socket_closed:
+                # Nothing in flight: its socket goes within a turn of the loop, and its place
+                # with it (see _room_coming).
+                held.closing = True
+                self._closing += 1
+        connection.close()
 
     def _sweep(self) -> None:
         """Close connections idle for longer than keepalive_expiry; come back for the rest."""
@@ -586,6 +615,16 @@ class ConnectionPool(Caps, Transport):
         loop = self._loop
         if expiry is None or loop is None or self._closed:
             return
-        next_due = expired(self._origins.values(), loop.time(), expiry, self._discard)
-        if next_due is not None:
+        oldest_kept = loop.time() - expiry
+        next_due = 0.0
+        for lru in (self._lru, self._lru_h2):
+            while lru:  # least recently used first: until the first one to keep
+                held = next(iter(lru))
+                if held.idle_since > oldest_kept:
+                    due = held.idle_since + expiry
+                    next_due = min(next_due, due) if next_due else due
+                    break
+                self._discard(held)
+                lru.pop(held, None)  # (discarding took it out: a guard)
+        if next_due:
             self._sweep_handle = loop.call_at(next_due, self._sweep)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -19,6 +20,7 @@ import hyperhttp
 from hyperhttp import LocalProtocolError, MultipartFile
 from hyperhttp.proto.h2 import STREAM_WINDOW
 from tests.integration.conftest import Certs
+from tests.servers.faults import Conn, keep_answering, respond
 from tests.servers.hypercorn_app import HypercornServer, pattern
 from tests.servers.process import hypercorn_process, read_slowly, rss
 
@@ -209,6 +211,49 @@ async def test_idle_http2_connections_make_room_under_the_global_cap(
         other = asyncio.ensure_future(client.get(f"{hypercorn_h2.url}/bytes/10"))
         assert await busy.aread() == pattern(100_000)
         assert await (await other).aread() == pattern(10)
+
+
+async def test_an_idle_http2_connection_is_kept_while_an_http11_one_will_make_room(
+    hypercorn_h2: HypercornServer, scripted, certs: Certs
+) -> None:
+    """At the cap, a request to a new origin closes an idle HTTP/2 connection (it carries a
+    whole origin, and a TLS handshake) only when nothing else will make room: here an
+    HTTP/1.1 connection in use does, when its response ends. A crawl made ten times the
+    HTTP/2 connections it needed before this."""
+    release = threading.Event()
+
+    def hold(conn: Conn) -> None:
+        conn.read_request()
+        conn.wait(release)
+        conn.send(respond(body=b"held"))
+
+    holder = scripted(hold)
+    other = scripted(keep_answering(respond(body=b"other")))
+    hypercorn_h2.reset_connections()
+    async with hyperhttp.Client(verify=certs.ca_path, max_connections=2) as client:
+        first = await client.get(f"{hypercorn_h2.url}/bytes/10")
+        assert first.http_version == "HTTP/2" and await first.aread() == pattern(10)
+        held = asyncio.ensure_future(client.get(holder.url))
+        waiting = None
+        try:
+            for _ in range(500):  # bounded: until the held request reached its server
+                if holder.requests:
+                    break
+                await asyncio.sleep(0.01)
+            waiting = asyncio.ensure_future(client.get(other.url))
+            for _ in range(500):  # bounded: until that request queues for room
+                if client.get_pool_stats().get(other.url, {}).get("waiting"):
+                    break
+                await asyncio.sleep(0.01)
+            assert client.get_pool_stats()[other.url]["waiting"] == 1
+            assert client.get_pool_stats()[hypercorn_h2.url]["connections"] == 1  # kept
+        finally:
+            release.set()
+        assert await (await held).aread() == b"held"
+        assert await (await waiting).aread() == b"other"  # the HTTP/1.1 one made room
+        again = await client.get(f"{hypercorn_h2.url}/bytes/20")
+        assert await again.aread() == pattern(20)
+    assert hypercorn_h2.connections() == 1
 
 
 async def test_first_requests_waiting_for_an_http2_connection_close_nothing_elsewhere(

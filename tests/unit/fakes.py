@@ -1,9 +1,13 @@
-"""Fakes for the sans-IO connection tests: a transport that records what a protocol does."""
+"""Fakes for the sans-IO connection and pool tests: a transport that records what a protocol does,
+and a connector whose connections the test answers by hand."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable
+
+from hyperhttp.net.connector import Endpoint
+from hyperhttp.proto.h1 import H1Connection
 
 
 class FakeTransport:
@@ -120,3 +124,54 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class FakeNetwork:
+    """A connector: every connect makes a connection the test answers by hand."""
+
+    def __init__(self) -> None:
+        self.connections: list[H1Connection] = []
+        self.open_sockets_at_connect: list[int] = []
+        self.endpoints: list[tuple[str, int, bool, bool]] = []
+        self.closed = False
+
+    async def connect(
+        self,
+        endpoint: Endpoint,
+        *,
+        http2: bool,
+        timeout: float | None,
+        on_idle: Callable[[], None],
+        on_lost: Callable[[], None],
+        phases: dict[str, float] | None = None,
+    ) -> H1Connection:
+        self.endpoints.append((endpoint.host, endpoint.port, endpoint.tls, http2))
+        self.open_sockets_at_connect.append(sum(not c.socket_closed for c in self.connections))
+        buffer = memoryview(bytearray(1 << 16))
+        connection = H1Connection(asyncio.get_running_loop(), buffer, on_idle, on_lost)
+        transport = FakeTransport()
+        transport.protocol = connection
+        connection.connection_made(transport)  # type: ignore[arg-type]
+        self.connections.append(connection)
+        return connection
+
+    def close(self) -> None:
+        self.closed = True
+
+    @staticmethod
+    def respond(connection: H1Connection, data: bytes = OK) -> None:
+        buffer = connection.get_buffer(len(data))
+        buffer[: len(data)] = data
+        connection.buffer_updated(len(data))
+
+    @staticmethod
+    def transport(connection: H1Connection) -> FakeTransport:
+        return connection._transport  # type: ignore[no-any-return]
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)

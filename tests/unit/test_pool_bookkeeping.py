@@ -5,70 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
 
 import pytest
 
 import hyperhttp
 from hyperhttp.net import pool as pool_module
-from hyperhttp.net.connector import Endpoint
 from hyperhttp.net.pool import ConnectionPool
 from hyperhttp.proto.h1 import H1Connection
-from tests.unit.fakes import FakeTransport
-
-OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-
-class FakeNetwork:
-    """A connector: every connect makes a connection the test answers by hand."""
-
-    def __init__(self) -> None:
-        self.connections: list[H1Connection] = []
-        self.open_sockets_at_connect: list[int] = []
-        self.endpoints: list[tuple[str, int, bool, bool]] = []
-        self.closed = False
-
-    async def connect(
-        self,
-        endpoint: Endpoint,
-        *,
-        http2: bool,
-        timeout: float | None,
-        on_idle: Callable[[], None],
-        on_lost: Callable[[], None],
-        phases: dict[str, float] | None = None,
-    ) -> H1Connection:
-        self.endpoints.append((endpoint.host, endpoint.port, endpoint.tls, http2))
-        self.open_sockets_at_connect.append(sum(not c.socket_closed for c in self.connections))
-        buffer = memoryview(bytearray(1 << 16))
-        connection = H1Connection(asyncio.get_running_loop(), buffer, on_idle, on_lost)
-        transport = FakeTransport()
-        transport.protocol = connection
-        connection.connection_made(transport)  # type: ignore[arg-type]
-        self.connections.append(connection)
-        return connection
-
-    def close(self) -> None:
-        self.closed = True
-
-    @staticmethod
-    def respond(connection: H1Connection, data: bytes = OK) -> None:
-        buffer = connection.get_buffer(len(data))
-        buffer[: len(data)] = data
-        connection.buffer_updated(len(data))
-
-    @staticmethod
-    def transport(connection: H1Connection) -> FakeTransport:
-        return connection._transport  # type: ignore[no-any-return]
+from tests.unit.fakes import FakeNetwork
+from tests.unit.fakes import settle as _settle
 
 
 def _request(path: str = "/", timeout: hyperhttp.Timeout | None = None) -> hyperhttp.Request:
     return hyperhttp.Request("GET", f"http://pool.test{path}", timeout=timeout)
-
-
-async def _settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 async def test_idle_connections_are_reused_most_recent_first() -> None:
