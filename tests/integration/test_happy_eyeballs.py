@@ -161,6 +161,32 @@ async def test_connect_timeout_bounds_the_whole_race(hanging: list[HangingListen
     assert await no_attempt_left(v6.port) and await no_attempt_left(v4.port)
 
 
+async def test_one_address_is_connected_by_the_loop_and_bounded_the_same(
+    hanging: list[HangingListener], closed_port: int
+) -> None:
+    """A name with one address, without TLS, is connected by the event loop in one call (no
+    race): a hanging connect is still a ConnectTimeout that leaves nothing behind, and a
+    refused one a ConnectError naming the address, as for a race."""
+    v4 = HangingListener("127.0.0.1")
+    hanging.append(v4)
+    loop = asyncio.get_running_loop()
+    resolver = StaticResolver((V4, ("127.0.0.1", v4.port)))
+    async with hyperhttp.Client(resolver=resolver, connect_timeout=0.3) as client:
+        started = loop.time()
+        with pytest.raises(ConnectTimeout, match="timed out connecting to one.test:80"):
+            await client.get("http://one.test/")
+        assert loop.time() - started < 2.0
+        assert client.get_pool_stats()["http://one.test:80"]["connections"] == 0
+    assert await no_attempt_left(v4.port)
+    resolver = StaticResolver((V4, ("127.0.0.1", closed_port)))
+    async with hyperhttp.Client(resolver=resolver) as client:
+        with pytest.raises(ConnectError) as caught:
+            await client.get("http://one.test/")
+    assert [label for label, _ in caught.value.attempts] == [f"127.0.0.1:{closed_port}"]
+    assert "refused" in caught.value.attempts[0][1].lower()
+    assert f"127.0.0.1:{closed_port}: " in str(caught.value)
+
+
 async def test_a_resolver_with_no_addresses_is_a_dns_error() -> None:
     async with hyperhttp.Client(resolver=StaticResolver()) as client:
         with pytest.raises(hyperhttp.DNSError, match="no addresses"):
