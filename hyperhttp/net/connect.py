@@ -18,7 +18,7 @@ import os
 import socket
 import ssl
 from time import perf_counter
-from typing import Callable, TypeVar
+from typing import Any, Callable, Coroutine, TypeVar
 
 from ..exceptions import ConnectError, ConnectTimeout, DNSError, TLSError, TLSHandshakeTimeout
 from .dns import Address, Resolver
@@ -253,9 +253,12 @@ async def _open_plain(
     loop = asyncio.get_running_loop()
     where = _where(host, port)
     with deadline(timeout, f"timed out connecting to {where} after {timeout}s"):
-        addresses = await _resolve(resolver, host, port, "")
-        family, sockaddr = addresses[0]
-        if len(addresses) == 1 and (len(sockaddr) < 4 or not sockaddr[3]):  # (no IPv6 scope)
+        cached = getattr(resolver, "cached", None)
+        addresses = cached(host, port) if cached is not None else None
+        if addresses is None:
+            addresses = await _resolve(resolver, host, port, "")
+        if len(addresses) == 1:
+            family, sockaddr = addresses[0]
             try:
                 _, protocol = await loop.create_connection(
                     protocol_factory, sockaddr[0], sockaddr[1], family=family
@@ -368,7 +371,7 @@ def _mapped(exc: BaseException, where: str, *, tls: bool) -> BaseException:
     return TLSError(f"TLS handshake with {where} failed: {_reason(exc)}")
 
 
-async def open_connection(
+def open_connection(
     protocol_factory: Callable[[], P],
     host: str,
     port: int,
@@ -378,14 +381,28 @@ async def open_connection(
     timeout: float | None,
     happy_eyeballs_delay: float = 0.25,
     phases: dict[str, float] | None = None,
-) -> P:
-    """Connect to ``host:port`` and return the protocol instance bound to the new transport.
+) -> Coroutine[Any, Any, P]:
+    """Connect to ``host:port``: awaited, the protocol instance bound to the new transport.
 
     ``phases``, when given, gets the seconds each phase took: "dns", "connect" and "tls"."""
-    if ssl_context is None and phases is None:
-        return await _open_plain(
-            protocol_factory, host, port, resolver, timeout, happy_eyeballs_delay
-        )
+    if ssl_context is None and phases is None:  # (no coroutine of its own around that one)
+        return _open_plain(protocol_factory, host, port, resolver, timeout, happy_eyeballs_delay)
+    return _open_in_steps(
+        protocol_factory, host, port, resolver, ssl_context, timeout, happy_eyeballs_delay, phases
+    )
+
+
+async def _open_in_steps(
+    protocol_factory: Callable[[], P],
+    host: str,
+    port: int,
+    resolver: Resolver,
+    ssl_context: ssl.SSLContext | None,
+    timeout: float | None,
+    happy_eyeballs_delay: float,
+    phases: dict[str, float] | None,
+) -> P:
+    """A socket (``open_socket``), then TLS on it (``on_socket``), each phase timed apart."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     sock = await open_socket(

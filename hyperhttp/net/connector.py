@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from functools import partial
 from typing import Any, Callable, Protocol
 
 from ..exceptions import TLSError
@@ -133,13 +134,25 @@ class DirectConnector:
         on_lost: Callback,
         phases: dict[str, float] | None = None,
     ) -> Connection:
-        ssl_context = self.origin_context() if endpoint.tls else None
-        h1, h2 = self.factories(endpoint, on_idle, on_lost)
         factory: Callable[[], Any]
-        if ssl_context is not None:
-            factory = lambda: Negotiator(h1, h2 if http2 else None)  # noqa: E731
-        else:
-            factory = h2 if http2 else h1
+        if endpoint.tls:
+            ssl_context = self.origin_context()
+            h1, h2 = self.factories(endpoint, on_idle, on_lost)
+            factory = partial(Negotiator, h1, h2 if http2 else None)
+        else:  # the one protocol spoken: no more objects made per connection than needed
+            ssl_context = None
+            if http2:
+                factory = self.factories(endpoint, on_idle, on_lost)[1]
+            else:
+                factory = partial(
+                    H1Connection,
+                    asyncio.get_running_loop(),
+                    self._buffer,
+                    on_idle,
+                    on_lost,
+                    self._limits,
+                    self.timed,
+                )
         protocol = await open_connection(
             factory,
             endpoint.host,
@@ -156,8 +169,10 @@ class DirectConnector:
 
     def budget(self, timeout: float | None) -> float | None:
         """The time a new connection may take: the pool's timeout or connect_timeout, the less."""
-        timeouts = [t for t in (timeout, self.connect_timeout) if t is not None]
-        return min(timeouts) if timeouts else None
+        own = self.connect_timeout
+        if timeout is None or (own is not None and own < timeout):
+            return own
+        return timeout
 
     def origin_context(self) -> ssl.SSLContext:
         if self._ssl_context is None:

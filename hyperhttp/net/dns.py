@@ -52,12 +52,19 @@ def literal_address(host: str, port: int) -> list[Address] | None:
     """The address itself when ``host`` is an IP literal, else None."""
     if not host or (host[0] not in "0123456789" and ":" not in host):
         return None  # a name: skip the parse
+    family = _literal_family(host)
+    return None if family is None else [(family, (host, port))]
+
+
+@functools.lru_cache(maxsize=1024)
+def _literal_family(host: str) -> int | None:
+    """The address family of an IP literal (None: not one); remembered, as a crawler connects
+    to the same few thousand addresses again and again (ipaddress takes microseconds)."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return None
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    return [(family, (host, port))]
+    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
 
 
 class HostsFile:
@@ -147,6 +154,25 @@ class CachingResolver:
 
     async def lookup(self, host: str, fresh: bool) -> tuple[list[tuple[int, str]], float]:
         raise NotImplementedError
+
+    def cached(self, host: str, port: int) -> list[Address] | None:
+        """The addresses ``resolve`` would return at once (an IP literal, the hosts file, a
+        fresh answer in the cache), without a coroutine; None when it would have to wait (or
+        raise). A connect asks this first: most of a crawler's connects are answered here."""
+        literal = literal_address(host, port)
+        if literal is not None:
+            return literal
+        key = host.lower().rstrip(".")
+        hosts = self._hosts
+        if hosts is not None and key:
+            listed = hosts.lookup(key)
+            if listed is not None:
+                return [(family, (ip, port)) for family, ip in listed]
+        entry = self._cache.get(key)
+        if entry is None or entry.error is not None or entry.expires <= self._clock():
+            return None
+        self._cache.move_to_end(key)
+        return [(family, (ip, port)) for family, ip in entry.addresses]
 
     async def resolve(self, host: str, port: int) -> list[Address]:
         literal = literal_address(host, port)

@@ -65,6 +65,32 @@ async def test_answers_are_kept_for_the_record_ttl(dns_server: DNSServer) -> Non
         resolver.close()
 
 
+async def test_cached_answers_without_waiting_only_what_resolve_would_at_once(
+    dns_server: DNSServer,
+) -> None:
+    """``cached`` (what a connect asks before awaiting ``resolve``) answers an IP literal, the
+    hosts file and a fresh cache entry, and nothing that needs a query: a name never asked, an
+    expired answer, or a negative one (``resolve`` raises DNSError for that)."""
+    dns_server.set("app.test", "10.0.0.7", ttl=30)
+    clock = Clock()
+    resolver = resolver_for(dns_server, clock, negative_ttl=5)
+    try:
+        assert resolver.cached("10.1.2.3", 80) == [(socket.AF_INET, ("10.1.2.3", 80))]
+        assert resolver.cached("::1", 80) == [(socket.AF_INET6, ("::1", 80))]
+        assert resolver.cached("localhost", 80)  # the hosts file
+        assert resolver.cached("app.test", 443) is None  # never asked: it needs a query
+        await resolver.resolve("app.test", 443)
+        assert resolver.cached("APP.test.", 8080) == [(socket.AF_INET, ("10.0.0.7", 8080))]
+        with pytest.raises(DNSError):
+            await resolver.resolve("missing.test", 80)
+        assert resolver.cached("missing.test", 80) is None
+        clock.now += 31
+        assert resolver.cached("app.test", 443) is None  # expired
+        assert dns_server.count("app.test", "A") == 1
+    finally:
+        resolver.close()
+
+
 async def test_max_ttl_caps_a_long_record_ttl(dns_server: DNSServer) -> None:
     dns_server.set("long.test", "10.0.0.1", ttl=86400)
     clock = Clock()
