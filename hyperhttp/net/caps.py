@@ -114,7 +114,7 @@ class Caps:
     def _grant_capacity(self) -> None:
         """Room under the global cap: the oldest waiter for room (of any origin below its
         per-host cap) may connect."""
-        while self._total < self.max_connections:
+        while self._waiting_origins and self._total < self.max_connections:
             waiter = self._oldest_waiter()
             if waiter is None:
                 return

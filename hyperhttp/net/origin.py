@@ -197,8 +197,15 @@ def oldest_waiter(
     ``excluding`` and those ``blocked`` (at their per-host cap) (served or cancelled ones are
     dropped on the way)."""
     oldest: Waiter | None = None
-    for origin in list(waiting):
-        if next_waiter(origin, waiting) is None or origin is excluding:
+    done: list[Origin] | None = None
+    for origin in waiting:
+        waiters = origin.waiters
+        while waiters and waiters[0].future.done():
+            waiters.popleft()
+        if not waiters:  # it leaves ``waiting`` below: not while that is iterated
+            done = [origin] if done is None else [*done, origin]
+            continue
+        if origin is excluding:
             continue
         if blocked is not None and blocked(origin):
             continue
@@ -208,6 +215,8 @@ def oldest_waiter(
             if oldest is None or waiter.seq < oldest.seq:
                 oldest = waiter
             break  # an origin's waiters are in arrival order
+    if done is not None:
+        waiting.difference_update(done)
     return oldest
 
 

@@ -198,7 +198,12 @@ class H1Connection(ParserFeed, RequestWriter, asyncio.BufferedProtocol):
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.close()
-        if self._state != CLOSED:
+        state = self._state
+        if state == IDLE:  # nothing in flight to fail: no error to make (the pool's usual close)
+            self._state = CLOSED
+            self._release_pending = False
+            self._on_lost()
+        elif state != CLOSED:
             self._fail(ReadError("connection closed by the client"))
 
     def abort(self) -> None:
@@ -393,7 +398,8 @@ class H1Connection(ParserFeed, RequestWriter, asyncio.BufferedProtocol):
             self._end_of_input()  # a clean close; a reset or TLS failure ends no body
         if self._state != CLOSED:
             self._fail(self._lost_error(exc))
-        self._flow.fail(WriteError(f"connection lost while sending the request: {exc}"))
+        if self._flow.waiting:
+            self._flow.fail(WriteError(f"connection lost while sending the request: {exc}"))
         self._on_lost()
         # Nothing calls back into a lost connection: drop what refers back to it (the parser,
         # the timer's bound method, the owner's callbacks), so that it is freed by reference

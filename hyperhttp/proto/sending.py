@@ -78,6 +78,11 @@ class WriteFlow:
         self.paused = False
         self._waiters: list[asyncio.Future[None]] = []
 
+    @property
+    def waiting(self) -> bool:
+        """Whether a writer waits for the transport to resume."""
+        return bool(self._waiters)
+
     def resume(self) -> None:
         self.paused = False
         self._wake(None)
