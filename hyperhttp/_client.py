@@ -310,26 +310,34 @@ class Client:
         if self._closed:
             raise PoolClosed("the client has been closed")
         url = request.url
+        follow = self.follow_redirects if follow_redirects is UNSET else follow_redirects
         if (
-            follow_redirects is UNSET
-            and auth is UNSET
-            and not self.follow_redirects
+            auth is UNSET
             and self._auth is None
-            and not self._jar._cookies
             and not self._request_hooks
             and not self._response_hooks
             and self._resilience is None
             and not (url.username or url.password)
         ):
-            # Nothing but the transport (and a look for Set-Cookie): no extra coroutine.
+            # The jar and the transport, and redirects when they come: no extra coroutine for
+            # a response that is not one (a crawler's every page).
+            jar = bool(self._jar._cookies)
+            user_cookie = request.headers.get("cookie") if follow and jar else None
+            if jar:
+                self._add_cookies(request)
             response = await self._transport.handle_async_request(request)
             if self._limits is not None:
                 response.limits = self._limits
             values = response.field_values(b"set-cookie")
             if values:
                 self._cookies.extract(response, request, values)
+            if follow and response.is_redirect:
+                if not jar:  # the field is still the request's own
+                    user_cookie = request.headers.get("cookie")
+                return await self._send_following(
+                    request, None, self._send_once, response, user_cookie
+                )
             return response
-        follow = self.follow_redirects if follow_redirects is UNSET else follow_redirects
         flow = self._auth if auth is UNSET else to_auth(auth)
         if flow is None and (url.username or url.password):
             flow = url_auth(url)
@@ -346,15 +354,7 @@ class Client:
         """One network attempt: cookies from the jar, request hooks, transport, Set-Cookie,
         response hooks."""
         cookies = self._cookies
-        value = cookies.header_for(request)
-        if value:
-            headers = request.headers
-            explicit = headers.get("cookie")
-            if explicit:  # the request's own cookies win over the jar's of the same name
-                names = {pair.split("=", 1)[0].strip() for pair in explicit.split(";")}
-                kept = [p for p in value.split("; ") if p.split("=", 1)[0] not in names]
-                value = "; ".join([*kept, explicit])
-            headers["Cookie"] = value
+        self._add_cookies(request)
         if self._request_hooks:
             for hook in self._request_hooks:
                 result = hook(request)
@@ -377,6 +377,19 @@ class Client:
                 raise
         return response
 
+    def _add_cookies(self, request: Request) -> None:
+        """The jar's cookies for ``request`` in its Cookie field; its own win over the jar's of
+        the same name."""
+        value = self._cookies.header_for(request)
+        if value:
+            headers = request.headers
+            explicit = headers.get("cookie")
+            if explicit:
+                names = {pair.split("=", 1)[0].strip() for pair in explicit.split(";")}
+                kept = [p for p in value.split("; ") if p.split("=", 1)[0] not in names]
+                value = "; ".join([*kept, explicit])
+            headers["Cookie"] = value
+
     async def _send_with_auth(self, request: Request, auth: Auth, attempt: Attempt) -> Response:
         flow = auth.async_auth_flow(request)
         try:
@@ -397,17 +410,26 @@ class Client:
             await flow.aclose()
 
     async def _send_following(
-        self, request: Request, auth: Auth | None, attempt: Attempt
+        self,
+        request: Request,
+        auth: Auth | None,
+        attempt: Attempt,
+        response: Response | None = None,
+        user_cookie: str | None = None,
     ) -> Response:
+        """Send ``request`` and follow the redirects; ``response``: its first response came
+        already (then ``user_cookie`` is the Cookie field it had of its own, before the jar's)."""
         history: list[Response] = []
         first_origin = request.url.origin
-        user_cookie = request.headers.get("cookie")  # sent again on same-origin hops only
+        if response is None:
+            user_cookie = request.headers.get("cookie")  # sent again on same-origin hops only
         while True:
-            hop_auth = auth if request.url.origin == first_origin else None
-            if hop_auth is not None:
-                response = await self._send_with_auth(request, hop_auth, attempt)
-            else:
-                response = await attempt(request)
+            if response is None:
+                hop_auth = auth if request.url.origin == first_origin else None
+                if hop_auth is not None:
+                    response = await self._send_with_auth(request, hop_auth, attempt)
+                else:
+                    response = await attempt(request)
             location = response.headers.get("location") if response.is_redirect else None
             if location is None:
                 if history:
@@ -422,6 +444,7 @@ class Client:
             response.history = list(history)
             history.append(response)
             request = redirect_request(request, response, location, user_cookie)
+            response = None
 
     def build_request(
         self,

@@ -97,6 +97,30 @@ async def test_digest_auth_round_trip(path: str) -> None:
     assert reused.headers["authorization"].startswith("Digest ")
 
 
+async def test_a_redirect_updates_the_jar_and_keeps_the_requests_own_cookie() -> None:
+    """The request's own Cookie field goes again on same-origin hops, merged with the jar's
+    cookies as they are at each hop: a value the redirect set is the one sent next, not the
+    one the first hop took from the jar."""
+    router = (
+        Router()
+        .get("https://shop.test/set", MockResponse(headers=[("Set-Cookie", "jar=1; Path=/")]))
+        .get(
+            "https://shop.test/go",
+            MockResponse(302, headers=[("Location", "/next"), ("Set-Cookie", "jar=2; Path=/")]),
+        )
+        .get(
+            "https://shop.test/next",
+            lambda request: MockResponse(text=request.headers.get("cookie", "")),
+        )
+    )
+    transport = MockTransport(router)
+    async with Client(transport=transport, follow_redirects=True) as client:
+        await (await client.get("https://shop.test/set")).aread()
+        response = await client.get("https://shop.test/go", headers={"Cookie": "mine=1"})
+        assert await response.aread() == b"jar=2; mine=1"
+    assert transport.calls[1].headers["cookie"] == "jar=1; mine=1"
+
+
 async def test_redirects_across_hosts_carry_only_each_hosts_cookies() -> None:
     router = (
         Router()
