@@ -17,6 +17,7 @@ import asyncio
 import os
 import socket
 import ssl
+from functools import partial
 from time import perf_counter
 from typing import Any, Callable, Coroutine, TypeVar
 
@@ -40,7 +41,7 @@ class deadline:
     def __init__(
         self,
         timeout: float | None,
-        message: str,
+        message: str | Callable[[], str],
         exc_type: type[Exception] = ConnectTimeout,
     ) -> None:
         self._timeout = timeout
@@ -68,7 +69,8 @@ class deadline:
             uncancel = getattr(self._task, "uncancel", None)
             if uncancel is not None:
                 uncancel()
-            raise self._exc_type(self._message) from None
+            message = self._message
+            raise self._exc_type(message if isinstance(message, str) else message()) from None
 
 
 def interleave(addresses: list[Address]) -> list[Address]:
@@ -251,8 +253,7 @@ async def _open_plain(
     which halves the CPU a connection costs (about 60 to 25 us on loopback). Several addresses
     are raced as ``open_socket`` does."""
     loop = asyncio.get_running_loop()
-    where = _where(host, port)
-    with deadline(timeout, f"timed out connecting to {where} after {timeout}s"):
+    with deadline(timeout, partial(_timed_out, host, port, timeout)):
         cached = getattr(resolver, "cached", None)
         addresses = cached(host, port) if cached is not None else None
         if addresses is None:
@@ -264,10 +265,12 @@ async def _open_plain(
                     protocol_factory, sockaddr[0], sockaddr[1], family=family
                 )
             except OSError as exc:
-                raise _connect_error(where, [(_label(addresses[0]), _reason(exc))]) from None
+                attempt = (_label(addresses[0]), _reason(exc))
+                raise _connect_error(_where(host, port), [attempt]) from None
             return protocol
         attempts: list[tuple[str, str]] = []
         sock = await _race(loop, interleave(addresses), happy_eyeballs_delay, attempts)
+    where = _where(host, port)
     if sock is None:
         raise _connect_error(where, attempts)
     try:
@@ -354,6 +357,10 @@ async def start_tls(
         phases["tls"] = perf_counter() - mark
     protocol.connection_made(secured)
     return secured
+
+
+def _timed_out(host: str, port: int, timeout: float | None) -> str:
+    return f"timed out connecting to {_where(host, port)} after {timeout}s"
 
 
 def _where(host: str, port: int) -> str:

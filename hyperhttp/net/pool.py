@@ -179,6 +179,16 @@ class ConnectionPool(Caps, Transport):
             try:
                 if held is not None:
                     head = await held.connection.send(request, timeout)
+                elif (
+                    origin.http2 is False
+                    and self._total < self.max_connections
+                    and (self.max_connections_per_host is None or not self._at_host_cap(origin))
+                ):  # a new HTTP/1.1 connection, with room for it: _acquire's first case, inline
+                    self._take_place(origin)
+                    held = await self._connect(origin, timeout.connect)
+                    if self.timings:
+                        acquired = perf_counter()
+                    head = await held.connection.send(request, timeout)
                 else:
                     got = await self._acquire(origin, request)
                     if type(got) is tuple:  # sent on a released connection: its response head
@@ -563,7 +573,9 @@ class ConnectionPool(Caps, Transport):
             held.ended = True
             if self._debug:
                 logger.debug("connection to %s closed", origin.label)
-        self._retire(held)
+            self._retire(held)
+        elif connection.multiplexed:  # (a draining one may have gone idle since)
+            self._retire(held)
         if connection.multiplexed:
             self._wake_pending(origin)
             if not connection.socket_closed:
