@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 from ._auth import Auth, AuthTypes, to_auth, url_auth
 from ._compat import json_dumps
-from ._cookies import Cookies, CookiesInput
+from ._cookies import Cookies, CookiesInput, cookie_field, merged_cookie_field
 from ._decoders import accept_encoding
 from ._headers import Headers, HeadersInput, check_header_name, check_header_value
 from ._models import BodyLimits, Response
@@ -36,6 +36,7 @@ from ._options import (
     FormData,
     RequestOptions,
     StreamContext,
+    form_pairs,
     verb,
 )
 from ._redirects import discard, redirect_request
@@ -383,12 +384,7 @@ class Client:
         value = self._cookies.header_for(request)
         if value:
             headers = request.headers
-            explicit = headers.get("cookie")
-            if explicit:
-                names = {pair.split("=", 1)[0].strip() for pair in explicit.split(";")}
-                kept = [p for p in value.split("; ") if p.split("=", 1)[0] not in names]
-                value = "; ".join([*kept, explicit])
-            headers["Cookie"] = value
+            headers["Cookie"] = merged_cookie_field(value, headers.get("cookie"))
 
     async def _send_with_auth(self, request: Request, auth: Auth, attempt: Attempt) -> Response:
         flow = auth.async_auth_flow(request)
@@ -475,7 +471,7 @@ class Client:
                 raise TypeError("files= goes with data= only, not with content= or json=")
             if data is not None and not isinstance(data, Mapping):
                 raise TypeError("data= takes a mapping of form fields")
-            content = MultipartEncoder(_form_pairs(data), files)
+            content = MultipartEncoder(form_pairs(data), files)
             data = None
         if content is not None:
             if json is not NO_JSON or data is not None:
@@ -493,7 +489,7 @@ class Client:
                 raise TypeError(
                     "data= takes a mapping of form fields; send raw bytes with content="
                 )
-            body = urlencode(_form_pairs(data)).encode("ascii")
+            body = urlencode(form_pairs(data)).encode("ascii")
             content_type = _FORM
 
         request_timeout = self.timeout if timeout is UNSET else to_timeout(timeout)
@@ -525,7 +521,7 @@ class Client:
             merged.update(headers)
         if "cookie" not in merged and cookies:
             items = cookies.items() if isinstance(cookies, (Mapping, Cookies)) else cookies
-            merged["Cookie"] = _cookie_header(dict(items))
+            merged["Cookie"] = cookie_field(dict(items))
         request = Request.prepared(
             method, method_b, url_obj, self._defaults, _NO_FIELDS, body, stream, request_timeout
         )
@@ -582,21 +578,6 @@ class Client:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-def _form_pairs(data: FormData | None) -> list[tuple[str, Any]]:
-    """Form fields as pairs: a list or tuple value repeats its name."""
-    if data is None:
-        return []
-    return [
-        (name, value)
-        for name, values in data.items()
-        for value in (values if isinstance(values, (list, tuple)) else [values])
-    ]
-
-
-def _cookie_header(cookies: Mapping[str, str]) -> str:
-    return "; ".join(f"{name}={value}" for name, value in cookies.items())
 
 
 def _signed_verbs() -> None:

@@ -14,7 +14,14 @@ from ._cookie_jar import Cookie, CookieJar
 from ._models import Response
 from ._request import Request
 
-__all__ = ["Cookie", "CookieJar", "Cookies", "CookiesInput"]
+__all__ = [
+    "Cookie",
+    "CookieJar",
+    "Cookies",
+    "CookiesInput",
+    "cookie_field",
+    "merged_cookie_field",
+]
 
 CookiesInput = Union["Cookies", Mapping[str, str], Sequence[tuple[str, str]], None]
 
@@ -134,3 +141,18 @@ class Cookies:
         if isinstance(other, Mapping):
             return dict(self.items()) == dict(other)
         return NotImplemented
+
+
+def cookie_field(cookies: Mapping[str, str]) -> str:
+    """A Cookie field's value for ``cookies``."""
+    return "; ".join(f"{name}={value}" for name, value in cookies.items())
+
+
+def merged_cookie_field(jar: str, explicit: str | None) -> str:
+    """The Cookie field of a request that had ``explicit`` of its own, with the jar's cookies
+    ``jar`` added: its own win over the jar's of the same name."""
+    if not explicit:
+        return jar
+    names = {pair.split("=", 1)[0].strip() for pair in explicit.split(";")}
+    kept = [p for p in jar.split("; ") if p.split("=", 1)[0] not in names]
+    return "; ".join([*kept, explicit])

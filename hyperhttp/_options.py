@@ -50,6 +50,7 @@ __all__ = [
     "StreamContext",
     "Verb",
     "verb",
+    "form_pairs",
     "UNSET",
     "NO_JSON",
 ]
@@ -140,3 +141,14 @@ class StreamContext:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:
             await self._response.aclose()
+
+
+def form_pairs(data: FormData | None) -> list[tuple[str, Any]]:
+    """Form fields as pairs: a list or tuple value repeats its name."""
+    if data is None:
+        return []
+    return [
+        (name, value)
+        for name, values in data.items()
+        for value in (values if isinstance(values, (list, tuple)) else [values])
+    ]

@@ -5,17 +5,17 @@ A socket counts under both from the moment it is about to open until it is gone
 (``_take_place``/``_free_place``). Room goes to the longest-waiting request of an origin that
 can use it (``_grant_capacity``): not one at its per-host cap, nor one whose HTTP/2 connection
 is being set up (``_blocked``). At the global cap a released connection may be closed for an
-older waiter of another origin (``_rival``), and the least recently used idle connection makes
-room for a new waiter (``_evict_idle``). Room already coming (sockets the pool closed, not yet
-gone) is counted against the requests waiting for it (``_room_coming``), so that one request at
-the cap closes one connection, not one per connection released while its room is on the way.
+older waiter of another origin (``_rival``), and an idle connection makes room for a new waiter
+(net/idle.py). Room already coming (sockets the pool closed, not yet gone) is counted against
+the requests waiting for it (``_room_coming``), so that one request at the cap closes one
+connection, not one per connection released while its room is on the way.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any
 
 from .origin import Held, Origin, Waiter, fail_late_waiters, oldest_waiter
 
@@ -32,14 +32,12 @@ class Caps:
     max_connections_per_host: int | None
     _total: int
     _lru: OrderedDict[Held, None]
-    _lru_h2: OrderedDict[Held, None]
     _closing: int
     _room_waiting: int
     _h2_sockets: int
     _origins: dict[tuple[Any, ...], Origin]
     _waiting_origins: set[Origin]
     _loop: asyncio.AbstractEventLoop | None
-    _discard: Callable[[Held], None]
 
     def _at_host_cap(self, origin: Origin) -> bool:
         """Whether the origin has as many sockets (HTTP/2: streams in flight) as
@@ -65,18 +63,6 @@ class Caps:
         """The pool timer came: fail the waiters past their deadline; the next deadline."""
         assert self._loop is not None
         return fail_late_waiters(self._waiting_origins, self._loop.time())
-
-    def _evict_idle(self) -> None:
-        """At the global cap, the least recently used idle connection (of another origin: the
-        waiting one has none, or it would not wait) makes room: an HTTP/1.1 one, else an
-        HTTP/2 one unless some HTTP/1.1 connection in use will free a place."""
-        for held in self._lru:
-            self._discard(held)
-            return
-        if not self._h1_out():
-            for held in self._lru_h2:
-                self._discard(held)
-                return
 
     def _room_coming(self) -> bool:
         """Whether the sockets the pool closed and that are not gone yet free as many places as

@@ -36,6 +36,7 @@ from ..proto.deadline import LazyTimer
 from .caps import GRANT, GROW, Caps
 from .connector import Connector, DirectConnector
 from .dns import Resolver
+from .idle import IdleConnections
 from .origin import (
     Held,
     Origin,
@@ -59,7 +60,7 @@ _ORIGIN_LIMIT = 1024  # origin records kept before idle ones are pruned
 logger = logging.getLogger("hyperhttp")
 
 
-class ConnectionPool(Caps, Transport):
+class ConnectionPool(Caps, IdleConnections, Transport):
     """Keeps connections per origin and hands them to requests.
 
     Connections come from ``connector`` (a ``DirectConnector`` built from the other arguments
@@ -279,38 +280,7 @@ class ConnectionPool(Caps, Transport):
         origin = origins[key] = Origin(url, http2, proxy)
         return origin
 
-    # -- idle bookkeeping ---------------------------------------------------------------------
-
-    def _idle_from(self, held: Held, now: float) -> None:
-        lru = self._lru_h2  # (only multiplexed connections are idle with streams ended)
-        if held.idle_since:
-            lru.move_to_end(held)  # idle again: to the end
-        else:
-            lru[held] = None
-        held.idle_since = now
-        if self._sweep_handle is None and self.keepalive_expiry is not None:
-            assert self._loop is not None
-            self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
-
-    def _busy(self, held: Held) -> None:
-        if held.idle_since:
-            held.idle_since = 0.0
-            del (self._lru_h2 if held.connection.multiplexed else self._lru)[held]
-
     # -- acquiring ----------------------------------------------------------------------------
-
-    def _take_idle(self, origin: Origin) -> Held | None:
-        idle = origin.idle
-        while idle:
-            held = idle.pop()
-            held.idle_since = 0.0  # (every connection in ``idle`` is counted idle)
-            del self._lru[held]
-            if held.connection.is_idle:
-                if self._debug:
-                    logger.debug("reusing a connection to %s", origin.label)
-                return held
-            self._retire(held)  # closing; its connection_lost has not run yet
-        return None
 
     def _take_stream(self, origin: Origin) -> Held | None:
         """A place on a multiplexed connection of the origin, reserved for the caller."""
@@ -590,53 +560,3 @@ class ConnectionPool(Caps, Transport):
                 self._h2_sockets -= 1
             self._free_place(origin)
             self._grant_capacity()
-
-    def _retire(self, held: Held) -> None:
-        """Take a connection out of the idle set and the counts; it is not handed out again."""
-        origin = held.origin
-        assert origin is not None
-        was_idle = held.idle_since
-        self._busy(held)
-        if held.connection.multiplexed:
-            if held in origin.shared:
-                origin.shared.remove(held)
-            return
-        if was_idle:
-            try:
-                origin.idle.remove(held)
-            except ValueError:
-                pass
-        origin.connections.discard(held)
-
-    def _discard(self, held: Held) -> None:
-        """Close a connection the pool no longer wants (its place frees when the socket is gone)."""
-        connection = held.connection
-        if held.origin is not None:
-            self._retire(held)
-            if not held.closing and connection.in_use == 0 and not connection.socket_closed:
-                # Nothing in flight: its socket goes within a turn of the loop, and its place
-                # with it (see _room_coming).
-                held.closing = True
-                self._closing += 1
-        connection.close()
-
-    def _sweep(self) -> None:
-        """Close connections idle for longer than keepalive_expiry; come back for the rest."""
-        self._sweep_handle = None
-        expiry = self.keepalive_expiry
-        loop = self._loop
-        if expiry is None or loop is None or self._closed:
-            return
-        oldest_kept = loop.time() - expiry
-        next_due = 0.0
-        for lru in (self._lru, self._lru_h2):
-            while lru:  # least recently used first: until the first one to keep
-                held = next(iter(lru))
-                if held.idle_since > oldest_kept:
-                    due = held.idle_since + expiry
-                    next_due = min(next_due, due) if next_due else due
-                    break
-                self._discard(held)
-                lru.pop(held, None)  # (discarding took it out: a guard)
-        if next_due:
-            self._sweep_handle = loop.call_at(next_due, self._sweep)
