@@ -20,6 +20,7 @@ them.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -79,7 +80,10 @@ def count(tree: str, url: str, requests: int, loop: str, ca: str | None, tasks: 
             sys.executable, __file__, "--child", tree, url, str(requests), loop, ca or "",
             str(tasks),
         ]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        # String hashes are salted per process, and with them the probes of every dict lookup:
+        # a fixed seed keeps that from moving the count between runs (and trees).
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        result = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
     found = re.search(r"Collected : (\d+)", result.stderr)
     if result.returncode != 0 or found is None:
         raise SystemExit(f"callgrind run failed:\n{result.stderr[-3000:]}")
