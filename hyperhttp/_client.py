@@ -322,9 +322,11 @@ class Client:
         ):
             # The jar and the transport, and redirects when they come: no extra coroutine for
             # a response that is not one (a crawler's every page).
-            jar = bool(self._jar._cookies)
-            user_cookie = request.headers.get("cookie") if follow and jar else None
+            user_cookie = None
+            jar = self._jar._cookies
             if jar:
+                if follow:
+                    user_cookie = request.headers.get("cookie")
                 self._add_cookies(request)
             response = await self._transport.handle_async_request(request)
             if self._limits is not None:
