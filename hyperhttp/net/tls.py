@@ -78,7 +78,10 @@ class ResumingContext(ssl.SSLContext):
         sessions = self._sessions
         ssl_object = self._latest.pop(name, None)
         if ssl_object is not None:
-            session: ssl.SSLSession | None = ssl_object.session
+            try:
+                session: ssl.SSLSession | None = ssl_object.session
+            except ValueError:  # still in its handshake ("i2d() failed"): nothing to take
+                session = None
             if session is not None and session.has_ticket:
                 sessions[name] = session
                 sessions.move_to_end(name)

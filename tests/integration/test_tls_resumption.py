@@ -105,6 +105,25 @@ async def test_a_resumed_session_still_needs_the_context_to_trust_the_server(
     assert server.resumed == [False]
 
 
+async def test_connections_in_a_burst_to_servers_sharing_a_name(certs: Certs) -> None:
+    """Two servers on one address (another port each, as a crawl's farm is): connections made
+    while another to the same name is still in its handshake find no session to take from it
+    (reading one then raised ValueError("i2d() failed") from inside the TLS set-up, and the
+    connection failed). Every request succeeds; later connections resume."""
+    servers = [await TLSServer(certs, ssl.TLSVersion.TLSv1_3).start() for _ in range(2)]
+    try:
+        async with hyperhttp.Client(verify=certs.ca_path, max_keepalive_connections=0) as client:
+            for _ in range(3):
+                await asyncio.gather(
+                    *(get(client, f"https://127.0.0.1:{servers[n % 2].port}/") for n in range(16))
+                )
+    finally:
+        for server in servers:
+            await server.close()
+    resumed = servers[0].resumed + servers[1].resumed
+    assert len(resumed) == 48 and any(resumed)
+
+
 def test_the_names_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from hyperhttp.net import tls
 
