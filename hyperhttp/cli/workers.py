@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import signal
 from multiprocessing.connection import Connection
 from typing import Any, Callable
@@ -62,22 +61,37 @@ class _SharedCounters:
             self._failed.value += 1
 
 
-def run_here(plan: Plan, counters: Any = None, progress: Progress | None = None) -> Result:
+def run_here(
+    plan: Plan, counters: Any = None, progress: Progress | None = None, stopped: Any = None
+) -> Result:
     """Run ``plan`` on a new loop in this process; SIGINT (Ctrl-C) ends it early, with the
-    results so far. ``progress`` is called four times a second."""
+    results so far, or, given ``stopped`` (an object with ``is_set()``, a worker process's
+    multiprocessing Event), that being set. ``progress`` is called four times a second."""
     loop = _new_loop()
     try:
         stop = asyncio.Event()
-        try:
-            loop.add_signal_handler(signal.SIGINT, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-            pass
+        if stopped is not None:
+            loop.create_task(_watch(stopped, stop))
+        else:
+            try:
+                loop.add_signal_handler(signal.SIGINT, stop.set)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                pass
         if progress is None:
             return loop.run_until_complete(run_plan(plan, counters, stop))
         counted = counters if counters is not None else Counters()
         return loop.run_until_complete(_reporting(plan, counted, stop, progress))
     finally:
         loop.close()
+
+
+async def _watch(stopped: Any, stop: asyncio.Event) -> None:
+    """Set ``stop`` once ``stopped`` (set by another process) is: looked at 20 times a second."""
+    while not stop.is_set():
+        if stopped.is_set():
+            stop.set()
+            return
+        await asyncio.sleep(0.05)
 
 
 async def _reporting(
@@ -90,11 +104,15 @@ async def _reporting(
     return run.result()
 
 
-def _process_main(wire: dict[str, Any], go: Any, done: Any, failed: Any, pipe: Connection) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop's own handler is in place
+def _process_main(
+    wire: dict[str, Any], go: Any, stopped: Any, done: Any, failed: Any, pipe: Connection
+) -> None:
+    # Ctrl-C reaches every process of the terminal's group; the parent alone takes it and sets
+    # ``stopped``, which a worker sees whenever it comes: before its loop runs, or after.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     go.wait()
     try:
-        result = run_here(Plan.from_wire(wire), _SharedCounters(done, failed))
+        result = run_here(Plan.from_wire(wire), _SharedCounters(done, failed), stopped=stopped)
         pipe.send(result.to_wire())
     finally:
         pipe.close()
@@ -104,13 +122,15 @@ def run_processes(plans: list[Plan], progress: Progress | None = None) -> list[R
     """Each plan in a process of its own (spawned, one event loop each); they all start
     together. Ctrl-C in the parent stops every worker, which still reports what it measured."""
     context = multiprocessing.get_context("spawn")
-    go = context.Event()
+    go, stopped = context.Event(), context.Event()
     workers = []
     for plan in plans:
         done, failed = context.Value("q", 0, lock=False), context.Value("q", 0, lock=False)
         receive, send = context.Pipe(duplex=False)
         process = context.Process(
-            target=_process_main, args=(plan.to_wire(), go, done, failed, send), daemon=True
+            target=_process_main,
+            args=(plan.to_wire(), go, stopped, done, failed, send),
+            daemon=True,
         )
         process.start()
         send.close()
@@ -130,12 +150,13 @@ def run_processes(plans: list[Plan], progress: Progress | None = None) -> list[R
             if progress is not None:
                 progress(sum(w[2].value for w in workers), sum(w[3].value for w in workers))
     except KeyboardInterrupt:
-        for process, *_ in pending:
-            if process.pid is not None:
-                os.kill(process.pid, signal.SIGINT)
+        stopped.set()
         for worker in pending:
-            if worker[1].poll(30):
-                results.append(Result.from_wire(worker[1].recv()))
+            try:
+                if worker[1].poll(30):
+                    results.append(Result.from_wire(worker[1].recv()))
+            except EOFError:  # it ended without a report (interrupted as it started)
+                continue
         for result in results:
             result.interrupted = True
     finally:

@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 from hdrh.histogram import HdrHistogram
 
+from hyperhttp.cli.engine import Plan
+from hyperhttp.cli.workers import run_here
 from tests.servers.faults import Conn, ScriptedServer, respond
 from tests.servers.hypercorn_app import HypercornServer, pattern
 
@@ -135,6 +137,37 @@ def test_ctrl_c_prints_the_report_so_far(hypercorn: HypercornServer) -> None:
     assert "(interrupted)" in out
     done = int(out.split("requests    ", 1)[1].split(" ", 1)[0].replace(",", ""))
     assert done > 0 and f"status      200: {done:,}" in out
+
+
+def test_a_worker_stopped_before_its_loop_runs_ends_at_once(hypercorn: HypercornServer) -> None:
+    """The parent's Ctrl-C can come while a worker process is still starting (the progress line
+    is printed every second whatever the workers do): the worker sees the stop whenever it
+    comes. It used to ignore SIGINT until its loop's handler was in place, and then ran its
+    whole duration while the parent waited (found by a fresh clone's CI run)."""
+    stopped = threading.Event()
+    stopped.set()
+    began = time.monotonic()
+    result = run_here(
+        Plan(f"{hypercorn.url}/bytes/10", connections=2, duration=60), stopped=stopped
+    )
+    assert time.monotonic() - began < 10
+    assert sum(result.status.values()) <= 2  # at most the requests already started
+
+
+def test_a_worker_stopped_mid_run_reports_what_it_did(hypercorn: HypercornServer) -> None:
+    stopped = threading.Event()
+    done: list[int] = []
+
+    class Counted:
+        def add(self, failed: bool) -> None:
+            done.append(failed)
+            if len(done) == 50:
+                stopped.set()
+
+    result = run_here(
+        Plan(f"{hypercorn.url}/bytes/10", connections=2, duration=60), Counted(), stopped=stopped
+    )
+    assert 50 <= sum(result.status.values()) < 1000 and result.status.get(200, 0) >= 50
 
 
 def test_get_prints_status_headers_and_body(hypercorn: HypercornServer) -> None:
