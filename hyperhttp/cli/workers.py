@@ -68,10 +68,11 @@ def run_here(
     results so far, or, given ``stopped`` (an object with ``is_set()``, a worker process's
     multiprocessing Event), that being set. ``progress`` is called four times a second."""
     loop = _new_loop()
+    watcher = None
     try:
         stop = asyncio.Event()
         if stopped is not None:
-            loop.create_task(_watch(stopped, stop))
+            watcher = loop.create_task(_watch(stopped, stop))
         else:
             try:
                 loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -82,6 +83,9 @@ def run_here(
         counted = counters if counters is not None else Counters()
         return loop.run_until_complete(_reporting(plan, counted, stop, progress))
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            loop.run_until_complete(asyncio.gather(watcher, return_exceptions=True))
         loop.close()
 
 

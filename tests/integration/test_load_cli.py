@@ -4,6 +4,7 @@ Ctrl-C, and the one-shot client."""
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import threading
 import time
 from typing import Any, Callable
 
+import pytest
 from hdrh.histogram import HdrHistogram
 
 from hyperhttp.cli.engine import Plan
@@ -168,6 +170,17 @@ def test_a_worker_stopped_mid_run_reports_what_it_did(hypercorn: HypercornServer
         Plan(f"{hypercorn.url}/bytes/10", connections=2, duration=60), Counted(), stopped=stopped
     )
     assert 50 <= sum(result.status.values()) < 1000 and result.status.get(200, 0) >= 50
+
+
+def test_a_worker_never_stopped_leaves_no_task_behind(
+    hypercorn: HypercornServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = run_here(
+        Plan(f"{hypercorn.url}/bytes/10", connections=2, requests=20), stopped=threading.Event()
+    )
+    assert result.status == {200: 20} and not result.interrupted
+    gc.collect()
+    assert "destroyed but it is pending" not in caplog.text  # the stop watcher ends with the run
 
 
 def test_get_prints_status_headers_and_body(hypercorn: HypercornServer) -> None:
