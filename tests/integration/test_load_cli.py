@@ -120,12 +120,19 @@ def test_coordinated_omission_is_corrected_in_the_open_model(
     assert opened["schedule"]["late"] > 100  # requests could not start on time during it
 
 
+def _sigint_as_at_a_terminal() -> None:
+    # A shell starts background jobs with SIGINT ignored, and the command inherits that (Python
+    # then installs no KeyboardInterrupt handler): CI run as such a job would not feel Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_prints_the_report_so_far(hypercorn: HypercornServer) -> None:
     process = subprocess.Popen(
         [*LOAD, f"{hypercorn.url}/bytes/10", "-d", "60", "-c", "4", "--workers", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_sigint_as_at_a_terminal,
     )
     try:
         assert process.stderr is not None
