@@ -5,32 +5,46 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test perf perf-quick perf-profile perf-load perf-crawl lint clean
+.PHONY: run test check perf perf-quick perf-profile perf-load perf-crawl lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed-base: pyproject.toml | $(PY)
-	$(PIP) install -e .
+# pip 25.1 or later reads the dependency groups (PEP 735) of pyproject.toml.
+$(VENV)/.pip: | $(PY)
+	$(PIP) install -U 'pip>=25.1'
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PIP) install -e '.[test]'
+$(VENV)/.installed-base: pyproject.toml $(VENV)/.pip
+	$(PIP) install -e '.[speedups]'
 	touch $@
 
-$(VENV)/.installed-perf: pyproject.toml | $(PY)
-	$(PIP) install -e '.[perf]'
+# The test and dev groups: the test servers and tools, and the pinned checkers (ruff, mypy).
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.pip
+	$(PIP) install -e '.[speedups,socks]' --group test --group dev
+	touch $@
+
+$(VENV)/.installed-perf: pyproject.toml $(VENV)/.pip
+	$(PIP) install -e '.[speedups]' --group perf
 	touch $@
 
 run: $(VENV)/.installed-base
 	$(PY) -m hyperhttp
 
-# nginx for tests/integration/test_http2_nginx.py: installed from Debian when missing and root,
-# best effort (the "-" and the script itself never fail the target; without nginx those skip).
+# CI (.ci/run) runs this: the static checks first (import contracts, ruff, mypy --strict), then
+# the suite. nginx for tests/integration/test_http2_nginx.py is installed from Debian when missing
+# and root, best effort (the "-" and the script itself never fail the target; without nginx
+# those skip).
 test: $(VENV)/.installed-test
 	-$(PY) -m tests.servers.nginx
-	$(VENV)/bin/lint-imports
+	$(MAKE) --no-print-directory check
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+check: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check hyperhttp tests perf
+	$(VENV)/bin/ruff format --check hyperhttp tests perf
+	$(VENV)/bin/mypy hyperhttp
 
 # The side-by-side benchmark (nginx from Debian when it can be installed, else our own server).
 perf: $(VENV)/.installed-perf
@@ -53,10 +67,7 @@ perf-load: $(VENV)/.installed-perf
 perf-crawl: $(VENV)/.installed-perf
 	$(PY) perf/crawl.py $(PERF_ARGS)
 
-lint: $(VENV)/.installed-test
-	$(PIP) install mypy ruff
-	$(VENV)/bin/ruff check hyperhttp tests perf
-	$(VENV)/bin/mypy hyperhttp
+lint: check
 
 clean:
 	rm -rf $(VENV) build *.egg-info
