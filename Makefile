@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test check perf perf-quick perf-profile perf-load perf-crawl lint clean
+.PHONY: run test check docs perf perf-quick perf-profile perf-load perf-crawl lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ $(VENV)/.installed-base: pyproject.toml $(VENV)/.pip
 # The test and dev groups: the test servers and tools, and the pinned checkers (ruff, mypy).
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.pip
 	$(PIP) install -e '.[speedups,socks]' --group test --group dev
+	touch $@
+
+$(VENV)/.installed-docs: pyproject.toml $(VENV)/.pip
+	$(PIP) install -e . --group docs
 	touch $@
 
 $(VENV)/.installed-perf: pyproject.toml $(VENV)/.pip
@@ -69,5 +73,10 @@ perf-crawl: $(VENV)/.installed-perf
 
 lint: check
 
+# The documentation site (mkdocs.yml: docs/ and the API reference from the docstrings) into site/;
+# --strict turns every warning (a broken link, a page not found) into a failure. CI runs it.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info
