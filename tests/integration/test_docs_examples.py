@@ -27,13 +27,18 @@ PLACEHOLDER = "http://127.0.0.1:8080"
 # Run by other modules: tests/integration/test_guide_examples.py (the guide's), test_proxies.py
 # (the proxies example) and tests/unit/test_testing_guide.py (docs/testing.md's, in pytester).
 ELSEWHERE = {
-    "docs/guide.md": {"retries", "breakers", "timings", "multipart", "proxies"},
+    "docs/guide/retries.md": {"retries", "breakers"},
+    "docs/guide/logging.md": {"timings"},
+    "docs/guide/requests.md": {"multipart"},
+    "docs/guide/proxies.md": {"proxies"},
     "docs/testing.md": {"transport", "response", "stack", "router", "fixture"},
 }
 HERE = {
     "README.md": {"readme"},
     "docs/index.md": {"quickstart"},
-    "docs/guide.md": {"intro", "upload", "resolver"},
+    "docs/guide/index.md": {"intro"},
+    "docs/guide/requests.md": {"upload"},
+    "docs/guide/connecting.md": {"resolver"},
 }
 
 
@@ -90,7 +95,7 @@ async def _body(code: str) -> None:
     [
         ("README.md", "readme", ["200 {'page': 2, 'users': ['ada']}"]),
         ("docs/index.md", "quickstart", ["200 {'page': 2, 'users': ['ada']}"]),
-        ("docs/guide.md", "intro", ["{'page': 2, 'users': ['ada']}"]),
+        ("docs/guide/index.md", "intro", ["{'page': 2, 'users': ['ada']}"]),
     ],
 )
 async def test_whole_program_examples(scripted, page: str, name: str, expected: list[str]) -> None:
@@ -106,10 +111,12 @@ async def test_the_upload_example(scripted, tmp_path: Path, monkeypatch) -> None
     monkeypatch.chdir(tmp_path)
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.7 quarterly")
     # The example raises for a 400, which the server answers unless the file arrived in a part.
-    await _body(example("docs/guide.md", "upload").replace(PLACEHOLDER, server.url))
+    await _body(example("docs/guide/requests.md", "upload").replace(PLACEHOLDER, server.url))
     (upload,) = server.requests
     assert b'name="avatar"; filename="me.png"' in upload and b'filename="report.pdf"' in upload
 
 
 async def test_the_resolver_example() -> None:
-    await _body(example("docs/guide.md", "resolver"))  # builds it; asks nothing of 10.0.0.53
+    await _body(
+        example("docs/guide/connecting.md", "resolver")
+    )  # builds it; asks nothing of 10.0.0.53

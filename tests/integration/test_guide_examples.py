@@ -1,6 +1,6 @@
 """The guide's examples, run as written against local servers.
 
-A block under ``<!-- example: NAME -->`` in docs/guide.md runs here as the body of a coroutine,
+A block under ``<!-- example: NAME -->`` in the guide (docs/guide/) runs here as the body of a coroutine,
 with ``BASE`` (a scripted server) and ``REFUSING`` (a loopback port nothing listens on) defined.
 """
 
@@ -17,12 +17,16 @@ import pytest
 
 from tests.servers.faults import Conn, respond
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide"
 _EXAMPLE = re.compile(r"<!-- example: (\S+) -->\n```python\n(.*?)```", re.S)
 
 
 def examples() -> dict[str, str]:
-    return dict(_EXAMPLE.findall(GUIDE.read_text()))
+    """The guide's examples by name, from all its pages."""
+    found: dict[str, str] = {}
+    for page in sorted(GUIDE.glob("*.md")):
+        found.update(_EXAMPLE.findall(page.read_text()))
+    return found
 
 
 def test_the_guide_has_the_examples_run_here() -> None:
@@ -50,7 +54,7 @@ def _refusing() -> str:
 async def _run(code: str, **names: Any) -> None:
     source = "async def __example():\n" + textwrap.indent(code, "    ")
     scope: dict[str, Any] = dict(names)
-    exec(compile(source, f"{GUIDE.name}", "exec"), scope)
+    exec(compile(source, "docs/guide", "exec"), scope)
     await scope["__example"]()
 
 
