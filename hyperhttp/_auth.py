@@ -49,10 +49,19 @@ class Auth:
     requires_response_body: bool = False
 
     def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        """Yield the requests to send, receiving each one's response; this base sends ``request``.
+
+        :param request: the request to authenticate; changing it in place is allowed.
+        """
         yield request
 
     async def async_auth_flow(self, request: Request) -> AsyncGenerator[Request, Response]:
-        """Drive ``auth_flow``: yield its requests, send it the responses."""
+        """Drive ``auth_flow``: yield its requests, send it the responses.
+
+        Override it instead of ``auth_flow`` for a flow that must await something.
+
+        :param request: the request to authenticate.
+        """
         flow = self.auth_flow(request)
         try:
             request = next(flow)
@@ -75,6 +84,10 @@ class BasicAuth(Auth):
 
     Text is encoded as UTF-8 (RFC 7617 section 2.1, ``charset="UTF-8"``); bytes are sent as given.
     A user-id with a colon cannot be told apart from the password, so it is refused.
+
+    :param username: the user-id.
+    :param password: the password.
+    :raises ValueError: when ``username`` holds a colon.
     """
 
     def __init__(self, username: str | bytes, password: str | bytes) -> None:
@@ -86,6 +99,10 @@ class BasicAuth(Auth):
         self._header = f"Basic {credentials}"
 
     def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        """Set the Authorization field of ``request`` and send it.
+
+        :param request: the request to authenticate.
+        """
         request.headers["Authorization"] = self._header
         yield request
 
@@ -94,7 +111,13 @@ class BasicAuth(Auth):
 
 
 class BearerAuth(Auth):
-    """``Authorization: Bearer <token>`` on every request (RFC 6750 section 2.1)."""
+    """``Authorization: Bearer <token>`` on every request (RFC 6750 section 2.1).
+
+    :param token: the token: printable ASCII, without spaces.
+    :raises TypeError: when ``token`` is not a str.
+    :raises ValueError: when ``token`` is empty or holds a space or a character that is not
+        printable ASCII.
+    """
 
     def __init__(self, token: str) -> None:
         if not isinstance(token, str):
@@ -104,6 +127,10 @@ class BearerAuth(Auth):
         self._header = f"Bearer {token}"
 
     def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        """Set the Authorization field of ``request`` and send it.
+
+        :param request: the request to authenticate.
+        """
         request.headers["Authorization"] = self._header
         yield request
 
@@ -112,14 +139,24 @@ class BearerAuth(Auth):
 
 
 class FunctionAuth(Auth):
-    """A plain function ``request -> request`` as an auth: it may change the request in place
-    (headers are live) or return another one. Async functions need an Auth subclass overriding
-    ``async_auth_flow``."""
+    """A plain function ``request -> request`` as an auth.
+
+    The function may change the request in place (headers are live) or return another one.
+    Async functions need an Auth subclass overriding ``async_auth_flow``.
+
+    :param func: the function, called with each request; it returns the request to send.
+    """
 
     def __init__(self, func: Callable[[Request], Request]) -> None:
         self.func = func
 
     def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        """Send what the function returns for ``request``.
+
+        :param request: the request to authenticate.
+        :raises TypeError: when the function is async, or returns something other than a
+            Request.
+        """
         result = self.func(request)
         if inspect.isawaitable(result):
             if inspect.iscoroutine(result):
@@ -480,6 +517,9 @@ class DigestAuth(Auth):
     first). ``auth-int`` hashes the body, so it needs the body in memory: a streamed body raises
     LocalProtocolError. A streamed body that cannot be sent again raises StreamConsumed rather
     than going out empty with the retry.
+
+    :param username: the user name.
+    :param password: the password.
     """
 
     def __init__(self, username: str | bytes, password: str | bytes) -> None:
@@ -493,6 +533,16 @@ class DigestAuth(Auth):
         self._nc = 0
 
     def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        """Send ``request``, authorised up front when a challenge of its origin is kept.
+
+        On a 401 with a Digest challenge it can answer, send it once more, authorised.
+
+        :param request: the request to authenticate.
+        :raises LocalProtocolError: when the challenge asks for ``qop=auth-int`` and the body is
+            a stream.
+        :raises StreamConsumed: when the request must be sent again and its body was a one-shot
+            stream.
+        """
         origin = request.url.origin
         with self._lock:
             challenge = self._challenge if self._origin == origin else None

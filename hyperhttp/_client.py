@@ -77,6 +77,52 @@ class Client:
     """An HTTP client. Reuse one for the life of the program: it owns the connection pool.
 
     ``async with Client() as client`` closes it on exit; otherwise call ``await client.aclose()``.
+    Every argument is keyword-only; the guide's page "The Client" describes each in full.
+
+    :param base_url: the absolute URL that relative request URLs are joined to.
+    :param headers: fields for every request, over the defaults (Accept, User-Agent and, with
+        ``accept_compressed``, Accept-Encoding).
+    :param cookies: cookies for every host, kept in the Client's jar (``cookies``).
+    :param timeout: seconds for every phase, a ``Timeout``, or None for no limit.
+    :param max_connections: the most open connections, across hosts.
+    :param max_keepalive_connections: the idle connections kept per host.
+    :param max_connections_per_host: the most open connections per origin; None for no cap.
+    :param keepalive_expiry: seconds an idle connection is kept before it is closed.
+    :param http2: offer HTTP/2 by ALPN on ``https://`` origins.
+    :param verify: True (certifi's bundle), a CA file or directory, or False (no checks).
+    :param cert: a client certificate: ``(cert_file, key_file)``, or one PEM file with both.
+    :param ssl_context: an ``ssl.SSLContext`` used as given, instead of ``verify`` and ``cert``.
+    :param connect_timeout: seconds connecting may take; the less of it and ``timeout``'s
+        connect phase applies.
+    :param happy_eyeballs_delay: seconds before the next address is tried while one is pending.
+    :param follow_redirects: follow redirects unless a request says otherwise.
+    :param max_redirects: the most redirects followed for one request.
+    :param retry: a ``RetryPolicy``, True for ``RetryPolicy()``, or None or False for none.
+    :param circuit_breaker_manager: a ``DomainCircuitBreakerManager``: a breaker per host.
+    :param telemetry: an ``ErrorTelemetry`` that counts the attempts per host.
+    :param user_agent: the User-Agent value, instead of ``hyperhttp/<version>``.
+    :param accept_compressed: send Accept-Encoding for the content codings installed.
+    :param proxies: a proxy URL, a ``ProxyURL``, or a mapping of them by scheme or origin.
+    :param trust_env: read the proxy and CA bundle settings from environment variables.
+    :param auth: the default authentication: an ``Auth``, a ``(username, password)`` tuple or
+        a function of the request.
+    :param event_hooks: ``{"request": [...], "response": [...]}``, run on every attempt.
+    :param transport: a ``Transport`` used instead of the connection pool.
+    :param resolver: what resolves host names (by default an ``AiodnsResolver``).
+    :param max_response_size: the most body bytes a response may send, or None.
+    :param max_decompressed_size: the most body bytes a response may decode to, or None.
+    :param max_decompression_ratio: the most decoded bytes per received byte once 10 MiB
+        are decoded, or None.
+    :param http2_prior_knowledge: speak HTTP/2 without TLS (h2c) to ``http://`` origins.
+    :param max_header_size: the largest response head (or trailer section), in bytes.
+    :param max_headers: the most fields in a response head (or trailer section).
+    :param timings: put each request's phase timings in ``response.extensions["timings"]``.
+    :raises InvalidURL: when ``base_url`` or a proxy URL is invalid.
+    :raises ValueError: when an event hook name is unknown, or a size, count or timeout is out
+        of range.
+    :raises TypeError: when ``retry``, ``auth``, ``timeout`` or ``verify`` has the wrong type.
+    :raises TLSError: when ``verify`` names no CA file or directory, or TLS cannot be set up.
+    :raises LocalProtocolError: when ``headers`` or ``user_agent`` holds an invalid field.
     """
 
     def __init__(
@@ -200,8 +246,7 @@ class Client:
     def _default_block(self) -> FieldBlock:
         """The Client's default fields, checked once; each wire format encodes them once."""
         pairs = []
-        for name, value in self.headers.multi_items():
-            raw_name, raw_value = name.encode("latin-1"), value.encode("latin-1")
+        for raw_name, raw_value in self.headers.raw:  # encoded as a request's own fields are
             check_header_name(raw_name)
             check_header_value(raw_name, raw_value)
             pairs.append((raw_name, raw_value.strip(b" \t")))
@@ -211,6 +256,7 @@ class Client:
 
     @property
     def cookies(self) -> Cookies:
+        """The Client's cookie jar; setting it replaces the jar (with ``Cookies(value)``)."""
         return self._cookies
 
     @cookies.setter
@@ -220,6 +266,11 @@ class Client:
 
     @property
     def auth(self) -> Auth | None:
+        """The default authentication as an ``Auth``, or None; set it as ``auth=`` takes it.
+
+        Setting it raises TypeError for a value that is not an ``Auth``, a tuple of two or a
+        callable.
+        """
         return self._auth
 
     @auth.setter
@@ -228,6 +279,10 @@ class Client:
 
     @property
     def event_hooks(self) -> dict[str, list[Callable[..., Any]]]:
+        """The hooks as ``{"request": [...], "response": [...]}``; the lists are the live ones.
+
+        Setting it replaces both lists, and raises ValueError for a key other than these two.
+        """
         return {"request": self._request_hooks, "response": self._response_hooks}
 
     @event_hooks.setter
@@ -241,6 +296,7 @@ class Client:
 
     @property
     def base_url(self) -> str:
+        """The ``base_url`` given, without trailing slashes (``""`` when none was given)."""
         return self._base_url
 
     # -- the verbs ------------------------------------------------------------------------
@@ -257,9 +313,16 @@ class Client:
     def stream(
         self, method: str, url: str | URL, **options: Unpack[RequestOptions]
     ) -> StreamContext:
-        """``request``, for a body to be streamed: ``async with client.stream("GET", url) as
-        response`` closes the response at the end; ``await client.stream(...)`` returns it
-        (every response's body is lazy: ``async with await client.stream(...)`` works too)."""
+        """Send a request whose body is to be streamed; nothing is sent until it is used.
+
+        ``async with client.stream("GET", url) as response`` closes the response at the end;
+        ``await client.stream(...)`` returns it (every response's body is lazy: ``async with
+        await client.stream(...)`` works too). It raises what ``request`` raises.
+
+        :param method: the request method, such as ``"GET"``.
+        :param url: an absolute URL, or one relative to ``base_url``.
+        :param options: the keyword arguments of ``request``.
+        """
         return StreamContext(self, method, url, options)
 
     async def request(
@@ -279,7 +342,39 @@ class Client:
         retry: bool = True,
         auth: AuthTypes = UNSET,
     ) -> Response:
-        """Send a request and return its response as soon as the head has arrived."""
+        """Send a request and return its response as soon as the head has arrived.
+
+        The body is read later (``await response.aread()`` or the ``aiter_*`` methods); a
+        response that is not read to its end must be closed. The guide's page "Requests"
+        describes the arguments in full.
+
+        :param method: the request method, such as ``"GET"``; upper-cased.
+        :param url: an absolute URL, or one relative to ``base_url``.
+        :param params: query parameters, added to the URL's own.
+        :param headers: fields for this request, over the Client's.
+        :param cookies: cookies for this request, unless the fields already have a Cookie field.
+        :param content: the body: bytes, str, a file, an iterable or a ``MultipartEncoder``.
+        :param data: form fields, sent as ``application/x-www-form-urlencoded`` (or with
+            ``files``, as multipart).
+        :param files: file parts, sent as ``multipart/form-data`` with ``data``'s fields.
+        :param json: a value sent as an ``application/json`` body.
+        :param timeout: the timeouts of this request, instead of the Client's.
+        :param follow_redirects: whether to follow redirects, instead of the Client's setting.
+        :param retry: False sends the request once, whatever the Client's retry policy.
+        :param auth: the authentication of this request, instead of the Client's.
+        :raises InvalidURL: when the URL or ``params`` cannot be requested.
+        :raises LocalProtocolError: when the method or a field is invalid, or the fields frame
+            the body wrongly.
+        :raises TypeError: when the body arguments conflict or have the wrong type.
+        :raises PoolClosed: when the Client has been closed.
+        :raises TooManyRedirects: when more than ``max_redirects`` redirects are followed.
+        :raises StreamConsumed: when a redirect needs the body again and it was a one-shot
+            stream.
+        :raises CircuitBreakerOpen: when the host's circuit breaker refuses the request.
+        :raises RetryError: when the retry policy gives up after retrying, or on a status it
+            retries.
+        :raises TransportError: when the connection, TLS, the proxy, DNS or a timeout fails.
+        """
         request = self.build_request(
             method,
             url,
@@ -307,6 +402,21 @@ class Client:
         The pipeline, outermost first: redirects, then the auth flow (per hop), then per network
         attempt the cookie jar, the event hooks and the transport. What is not in use costs a
         flag test.
+
+        :param request: the request to send.
+        :param follow_redirects: whether to follow redirects, instead of the Client's setting.
+        :param auth: the authentication of this request, instead of the Client's.
+        :param retry: False sends the request once, whatever the Client's retry policy.
+        :raises PoolClosed: when the Client has been closed.
+        :raises LocalProtocolError: when a field set by a hook, an auth flow or the cookie jar is
+            invalid.
+        :raises TooManyRedirects: when more than ``max_redirects`` redirects are followed.
+        :raises StreamConsumed: when a redirect needs the body again and it was a one-shot
+            stream.
+        :raises CircuitBreakerOpen: when the host's circuit breaker refuses the request.
+        :raises RetryError: when the retry policy gives up after retrying, or on a status it
+            retries.
+        :raises TransportError: when the connection, TLS, the proxy, DNS or a timeout fails.
         """
         if self._closed:
             raise PoolClosed("the client has been closed")
@@ -458,7 +568,25 @@ class Client:
         json: Any = NO_JSON,
         timeout: TimeoutTypes = UNSET,
     ) -> Request:
-        """Merge the Client's defaults into a Request, ready for ``send``."""
+        """Merge the Client's defaults into a Request, ready for ``send``.
+
+        :param method: the request method, such as ``"GET"``; upper-cased.
+        :param url: an absolute URL, or one relative to ``base_url``.
+        :param params: query parameters, added to the URL's own.
+        :param headers: fields for this request, over the Client's.
+        :param cookies: cookies for this request, unless the fields already have a Cookie field.
+        :param content: the body: bytes, str, a file, an iterable or a ``MultipartEncoder``.
+        :param data: form fields, sent as ``application/x-www-form-urlencoded`` (or with
+            ``files``, as multipart).
+        :param files: file parts, sent as ``multipart/form-data`` with ``data``'s fields.
+        :param json: a value sent as an ``application/json`` body.
+        :param timeout: the timeouts of this request, instead of the Client's.
+        :raises InvalidURL: when the URL or ``params`` cannot be requested, or a relative URL
+            has no ``base_url`` to join.
+        :raises LocalProtocolError: when the method or a field is invalid, or the fields frame
+            the body wrongly.
+        :raises TypeError: when the body arguments conflict or have the wrong type.
+        """
         if method not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
             method = method.upper()
         method_b = method_bytes(method)
@@ -561,18 +689,24 @@ class Client:
     # -- lifecycle ------------------------------------------------------------------------
 
     def get_pool_stats(self) -> dict[str, dict[str, int]]:
-        """Per origin (``"http://host:port"``; 2.x's ``"host:port"`` finds it too): connections,
-        idle, in_use/active, connecting, waiting, requests, and 2.x's pending, waiters and
-        total_connections (see ``net/origin.py``)."""
+        """Return the connection pool's counters per origin.
+
+        The keys are origins (``"http://host:port"``; 2.x's ``"host:port"`` finds them too); the
+        counters are connections, idle, in_use/active, connecting, waiting, requests, and 2.x's
+        pending, waiters and total_connections (see ``net/origin.py``). A ``transport`` without
+        a pool has none.
+        """
         return self._transport.get_stats()
 
     async def aclose(self) -> None:
+        """Close the transport and its connections; later requests raise PoolClosed."""
         if not self._closed:
             self._closed = True
             await self._transport.aclose()
 
     @property
     def is_closed(self) -> bool:
+        """Whether ``aclose`` has been called."""
         return self._closed
 
     async def __aenter__(self) -> Client:

@@ -42,6 +42,12 @@ class Cookies:
     or one domain (and path) of it. The limits (``max_cookies`` in all,
     ``max_cookies_per_domain`` per registrable domain) apply to every cookie, the user's too;
     ``Cookies(other_cookies)`` shares the other's jar, limits included.
+
+    :param cookies: a ``Cookies`` (its jar is shared), a mapping or ``(name, value)`` pairs,
+        each made a cookie for every host; None for none.
+    :param max_cookies: the most cookies the jar holds.
+    :param max_cookies_per_domain: the most cookies per registrable domain.
+    :raises ValueError: when a limit is below 1.
     """
 
     jar: CookieJar
@@ -65,16 +71,31 @@ class Cookies:
     # -- the client's side ----------------------------------------------------------------------
 
     def header_for(self, request: Request) -> str | None:
-        """The Cookie value the jar has for this request's URL, or None."""
+        """Return the Cookie value the jar has for this request's URL, or None.
+
+        :param request: the request about to be sent.
+        """
         return self.jar.header_for(request.url)
 
     def extract(self, response: Response, request: Request, values: list[str]) -> None:
-        """Store what the response's Set-Cookie fields (``values``) ask for."""
+        """Store what the response's Set-Cookie fields (``values``) ask for.
+
+        :param response: the response that carried the fields (not read).
+        :param request: the request it answers; its URL scopes the cookies.
+        :param values: the Set-Cookie field values.
+        """
         self.jar.extract(request.url, values)
 
     # -- the user's side ------------------------------------------------------------------------
 
     def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        """Store a cookie, replacing the one with the same name, domain and path.
+
+        :param name: the cookie's name.
+        :param value: the cookie's value.
+        :param domain: the domain it is sent to, with its subdomains; ``""`` for every host.
+        :param path: the path it is sent under.
+        """
         self.jar.set_cookie(Cookie(name, value, _domain(domain), path or "/"))
 
     def get(
@@ -84,6 +105,14 @@ class Cookies:
         domain: str | None = None,
         path: str | None = None,
     ) -> str | None:
+        """Return the value of the cookie called ``name``, or ``default``.
+
+        :param name: the cookie's name.
+        :param default: what to return when there is no such cookie.
+        :param domain: only a cookie of this domain (``""``: one set for every host).
+        :param path: only a cookie of this path.
+        :raises KeyError: when several cookies match with different values.
+        """
         found = None
         domain = None if domain is None else _domain(domain)
         for cookie in self.jar:
@@ -95,12 +124,28 @@ class Cookies:
         return found if found is not None else default
 
     def delete(self, name: str, domain: str | None = None, path: str | None = None) -> None:
+        """Remove the cookies called ``name``; none matching is not an error.
+
+        :param name: the cookie's name.
+        :param domain: only those of this domain (``""``: those set for every host).
+        :param path: only those of this path.
+        """
         self.jar.clear(None if domain is None else _domain(domain), path, name)
 
     def clear(self, domain: str | None = None, path: str | None = None) -> None:
+        """Remove every cookie, or those of one domain (and path).
+
+        :param domain: only those of this domain (``""``: those set for every host).
+        :param path: only those of this path.
+        """
         self.jar.clear(None if domain is None else _domain(domain), path)
 
     def update(self, cookies: CookiesInput) -> None:
+        """Store copies of the cookies given, replacing those with the same name, domain and path.
+
+        :param cookies: a ``Cookies``, a mapping or ``(name, value)`` pairs (cookies for every
+            host).
+        """
         for cookie in Cookies(cookies).jar:
             self.jar.set_cookie(cookie.copy())
 
@@ -131,6 +176,7 @@ class Cookies:
         return bool(self.jar)
 
     def items(self) -> list[tuple[str, str]]:
+        """Return every cookie as ``(name, value)``, across domains and paths."""
         return [(cookie.name, cookie.value) for cookie in self.jar]
 
     def __repr__(self) -> str:

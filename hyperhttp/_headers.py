@@ -71,6 +71,11 @@ class Headers(MutableMapping[str, str]):
 
     ``headers["a"]`` joins repeated fields with ``", "``; ``get_list("a")`` keeps them apart;
     ``multi_items()`` gives every field in order; ``raw`` gives the bytes as sent or received.
+    Names and values are not checked here; a request's are checked when it is sent.
+
+    :param headers: a ``Headers`` (copied), a mapping, or ``(name, value)`` pairs, of str or
+        bytes; None for none.
+    :raises TypeError: when a value is neither str nor bytes.
     """
 
     __slots__ = ("_raw", "_items")
@@ -101,7 +106,10 @@ class Headers(MutableMapping[str, str]):
 
     @classmethod
     def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
-        """Wrap raw pairs from the wire without decoding them yet (the parser's fast path)."""
+        """Wrap raw pairs from the wire without decoding them yet (the parser's fast path).
+
+        :param raw: the ``(name, value)`` pairs, as bytes; the list is kept, not copied.
+        """
         headers = cls.__new__(cls)
         headers._raw = raw
         headers._items = []
@@ -127,12 +135,15 @@ class Headers(MutableMapping[str, str]):
         return [(_encode(name), _encode(value)) for _, name, value in self._items]
 
     def get_list(self, key: str) -> list[str]:
-        """Every value of a field, in order, without joining repeated fields."""
+        """Return every value of a field, in order, without joining repeated fields.
+
+        :param key: the field name, in any case.
+        """
         lower = key.lower()
         return [value for k, _, value in self._decoded() if k == lower]
 
     def multi_items(self) -> list[tuple[str, str]]:
-        """Every ``(name, value)`` pair in order, names as they were given or received."""
+        """Return every ``(name, value)`` pair in order, names as they were given or received."""
         return [(name, value) for _, name, value in self._decoded()]
 
     def __getitem__(self, key: str) -> str:
@@ -143,6 +154,11 @@ class Headers(MutableMapping[str, str]):
         return values[0] if len(values) == 1 else ", ".join(values)
 
     def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        """Return a field's value (repeated fields joined with ``", "``), or ``default``.
+
+        :param key: the field name, in any case.
+        :param default: what to return when the field is absent.
+        """
         try:
             return self[key]
         except KeyError:
@@ -185,11 +201,20 @@ class Headers(MutableMapping[str, str]):
         self._items = kept
 
     def add(self, key: str, value: str) -> None:
-        """Append a field, keeping any existing fields of that name (a repeated field)."""
+        """Append a field, keeping any existing fields of that name (a repeated field).
+
+        :param key: the field name.
+        :param value: the field value.
+        """
         self._decoded().append((key.lower(), key, value))
 
     def update(self, headers: HeadersInput = None, **kwargs: str) -> None:  # type: ignore[override]
-        """Replace each named field with the value(s) given for it."""
+        """Replace each named field with the value(s) given for it.
+
+        :param headers: the fields, in any form the constructor takes.
+        :param kwargs: more fields, by name.
+        :raises TypeError: when a value in ``headers`` is neither str nor bytes.
+        """
         other = Headers(headers)
         for lower in dict.fromkeys(k for k, _, _ in other._items):
             values = [(name, value) for k, name, value in other._items if k == lower]
@@ -200,6 +225,7 @@ class Headers(MutableMapping[str, str]):
             self[key] = value
 
     def copy(self) -> Headers:
+        """Return a copy; changes to either do not show in the other."""
         headers = Headers.__new__(Headers)
         headers._raw = self._raw
         headers._items = list(self._items)

@@ -55,14 +55,27 @@ class UnmatchedRequest(MockError):
 
 
 class MockResponse:
-    """A canned response: a status, fields, and at most one of ``content`` (the bytes on the
-    wire), ``text``, ``json`` or ``stream`` (an async iterator of byte chunks, sent as they come).
+    """A canned response: a status, fields, and at most one body.
+
+    The body is one of ``content`` (the bytes on the wire), ``text``, ``json`` or ``stream`` (an
+    iterable or async iterator of byte chunks, sent as they come).
 
     ``text`` and ``json`` set Content-Type when ``headers`` does not, and are compressed with the
     response's Content-Encoding (gzip, deflate, br, zstd) when ``headers`` gives one, so the client
     decodes them as it would a server's; ``content`` and ``stream`` are sent as given, encoded or
     not. A body of known size gets a Content-Length. One MockResponse may answer many requests,
     except one with a ``stream``, which can be sent once.
+
+    :param status_code: the status code, 100 to 999.
+    :param headers: the fields, in any form ``Headers`` takes.
+    :param content: the body as sent, encoded or not.
+    :param text: the body as text, sent as UTF-8.
+    :param json: a value sent as a JSON body.
+    :param stream: the body as chunks of bytes, sent one by one.
+    :param http_version: the protocol version the response reports.
+    :raises TypeError: when ``status_code`` is not an int.
+    :raises ValueError: when ``status_code`` is out of range, more than one body is given, a
+        field value holds CR, LF or NUL, or a Content-Encoding cannot be applied.
     """
 
     __slots__ = ("status_code", "http_version", "headers", "_body", "_stream")
@@ -106,7 +119,11 @@ class MockResponse:
                 raise ValueError(f"header {name!r} has a value that would break the response")
 
     def to_response(self, request: Request) -> Response:
-        """A Response to ``request`` whose body is this one, as a connection would deliver it."""
+        """Return a Response to ``request`` whose body is this one, as a connection delivers it.
+
+        :param request: the request answered.
+        :raises MockError: when the body is a ``stream`` that was sent already.
+        """
         body: _MockBody
         if request.method == "HEAD" or self.status_code in _NO_BODY_STATUSES:
             body = _MockBody(b"", None, request)
@@ -342,6 +359,9 @@ class MockTransport(Transport):
     ``request.json()``), made before the handler runs, so a request the handler failed is
     recorded too and what the client changes later (an auth flow's next step) does not show.
     The Response's ``request`` is the client's own.
+
+    :param handler: the handler, in any of the forms above.
+    :raises TypeError: when ``handler`` is none of these forms (an exception class, for one).
     """
 
     def __init__(self, handler: Handler) -> None:
@@ -351,10 +371,12 @@ class MockTransport(Transport):
 
     @property
     def call_count(self) -> int:
+        """The number of requests received since the start or the last ``reset``."""
         return len(self.calls)
 
     @property
     def last_request(self) -> Request | None:
+        """The last request received, as the server received it; None before the first."""
         calls = self.calls
         return calls[-1] if calls else None
 
@@ -363,6 +385,16 @@ class MockTransport(Transport):
         self.calls.clear()
 
     async def handle_async_request(self, request: Request) -> Response:
+        """Record ``request`` as received and return the handler's answer to it.
+
+        :param request: the request, as the Client sends it.
+        :raises PoolClosed: when the transport has been closed.
+        :raises LocalProtocolError: when a field is invalid, or the body does not match its
+            declared length.
+        :raises TypeError: when the handler answers with something other than a MockResponse,
+            a Response or a status code, or a body chunk is not bytes.
+        :raises ReadTimeout: when an async handler takes longer than the read timeout.
+        """
         if self.closed:
             raise PoolClosed("the mock transport has been closed")
         started = time.monotonic()
@@ -375,4 +407,5 @@ class MockTransport(Transport):
         return response
 
     async def aclose(self) -> None:
+        """Close the transport; later requests raise PoolClosed."""
         self.closed = True

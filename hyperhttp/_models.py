@@ -82,7 +82,20 @@ _NO_VALUES: list[str] = []  # shared and never appended to: see Response.field_v
 
 
 class Response:
-    """An HTTP response whose body is read lazily."""
+    """An HTTP response whose body is read lazily.
+
+    The Client returns one as soon as the head has arrived; ``aread()`` reads the body, the
+    ``aiter_*`` methods stream it, and ``aclose()`` (or ``async with``) releases the connection.
+    Built by hand (in a test), it holds ``content`` as its body.
+
+    :param status_code: the status code.
+    :param http_version: the protocol version, such as ``"HTTP/1.1"`` or ``"HTTP/2"``.
+    :param headers: the fields, in any form ``Headers`` takes, or raw ``(bytes, bytes)`` pairs.
+    :param stream: where the body comes from; None for ``content``.
+    :param request: the request this response answers.
+    :param elapsed: seconds the transport took to obtain the head.
+    :param content: the body, when there is no ``stream``.
+    """
 
     __slots__ = (
         "status_code",
@@ -135,6 +148,7 @@ class Response:
 
     @property
     def headers(self) -> Headers:
+        """The fields of the response head, decoded when first asked for."""
         headers = self._headers
         if headers is None:
             raw = self._raw_headers
@@ -163,6 +177,7 @@ class Response:
 
     @property
     def reason_phrase(self) -> str:
+        """The standard phrase of the status code, such as ``"Not Found"``; ``""`` if unknown."""
         try:
             return HTTPStatus(self.status_code).phrase
         except ValueError:
@@ -170,19 +185,25 @@ class Response:
 
     @property
     def is_success(self) -> bool:
+        """Whether the status is 2xx."""
         return 200 <= self.status_code < 300
 
     @property
     def is_redirect(self) -> bool:
+        """Whether the status is 301, 302, 303, 307 or 308."""
         return self.status_code in _REDIRECT_CODES
 
     @property
     def is_error(self) -> bool:
+        """Whether the status is 400 or above."""
         return self.status_code >= 400
 
     @property
     def encoding(self) -> str:
-        """The charset of the Content-Type field, else ``default_encoding`` (utf-8)."""
+        """The charset of the Content-Type field, else ``default_encoding`` (utf-8).
+
+        Setting it overrides both, for ``text``, ``json()`` and ``aiter_text``.
+        """
         encoding = self._encoding
         if encoding is None:
             charset = charset_from_content_type(self.headers.get("content-type"))
@@ -194,7 +215,10 @@ class Response:
         self._encoding = value
 
     def raise_for_status(self) -> Response:
-        """Raise HTTPStatusError for a 4xx or 5xx response; return the response otherwise."""
+        """Raise HTTPStatusError for a 4xx or 5xx response; return the response otherwise.
+
+        :raises HTTPStatusError: when the status is 400 or above.
+        """
         status = self.status_code
         if status < 400:
             return self
@@ -205,9 +229,14 @@ class Response:
     # -- body -----------------------------------------------------------------------------
 
     def field_values(self, name: bytes) -> list[str]:
-        """The values of one field (``name`` in lower case), straight from the raw pairs while
-        nobody has asked for ``headers``: a plain loop that allocates nothing when the field is
-        absent, as Content-Encoding and Set-Cookie are looked up on every response."""
+        """Return the values of one field, in order; an empty list when it is absent.
+
+        They come straight from the raw pairs while nobody has asked for ``headers``: a plain
+        loop that allocates nothing when the field is absent, as Content-Encoding and Set-Cookie
+        are looked up on every response.
+
+        :param name: the field name in lower case, as bytes (``b"set-cookie"``).
+        """
         raw = self._raw_headers
         if (
             isinstance(raw, list)
@@ -229,7 +258,14 @@ class Response:
         return decoder_for(values) if values else None
 
     async def aread(self) -> bytes:
-        """Read and return the whole (decoded) body; later calls return the same bytes."""
+        """Read and return the whole (decoded) body; later calls return the same bytes.
+
+        :raises StreamConsumed: when the body was already streamed.
+        :raises ResponseClosed: when the response was closed before its body was read.
+        :raises ResponseTooLarge: when the body is larger than ``max_response_size``.
+        :raises DecompressionError: when the body cannot be decoded, or decodes past a limit.
+        :raises TransportError: when the connection fails or the read timeout passes.
+        """
         content = self._content
         if content is not None:
             return content
@@ -293,7 +329,12 @@ class Response:
             raise ResponseClosed("the response was closed before its body was read")
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
-        """The body as it arrives, still content-encoded."""
+        """Yield the body as it arrives, still content-encoded; the response is closed after.
+
+        :raises StreamConsumed: when the body was already streamed.
+        :raises ResponseClosed: when the response was closed before its body was read.
+        :raises TransportError: when the connection fails or the read timeout passes.
+        """
         self._check_readable()
         self._consumed = True
         stream = self._stream
@@ -307,7 +348,17 @@ class Response:
             await self.aclose()
 
     async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
-        """The decoded body, in pieces of exactly ``chunk_size`` bytes (the last may be shorter)."""
+        """Yield the decoded body in pieces of ``chunk_size`` bytes (the last may be shorter).
+
+        After ``aread()`` the pieces come from the body read.
+
+        :param chunk_size: the size of each piece; None yields the pieces as they are decoded.
+        :raises StreamConsumed: when the body was already streamed.
+        :raises ResponseClosed: when the response was closed before its body was read.
+        :raises ResponseTooLarge: when the body is larger than ``max_response_size``.
+        :raises DecompressionError: when the body cannot be decoded, or decodes past a limit.
+        :raises TransportError: when the connection fails or the read timeout passes.
+        """
         chunker = ByteChunker(chunk_size)
         content = self._content
         if content is not None:
@@ -323,7 +374,13 @@ class Response:
     async def aiter_text(
         self, chunk_size: int | None = None, encoding: str | None = None
     ) -> AsyncIterator[str]:
-        """The body decoded to text as it arrives, in pieces of ``chunk_size`` characters."""
+        """Yield the body decoded to text as it arrives, in pieces of ``chunk_size`` characters.
+
+        It raises what ``aiter_bytes`` raises.
+
+        :param chunk_size: the length of each piece; None yields the text as it is decoded.
+        :param encoding: the charset to decode with, instead of ``encoding``.
+        """
         decoder = TextDecoder(encoding or self.encoding)
         pending = ""
         async for data in self.aiter_bytes():
@@ -346,7 +403,12 @@ class Response:
             pending = pending[chunk_size:]
 
     async def aiter_lines(self, encoding: str | None = None) -> AsyncIterator[str]:
-        """The body as lines of text, split on ``\\n``, ``\\r\\n`` or ``\\r`` (not kept)."""
+        """Yield the body as lines of text, split on ``\\n``, ``\\r\\n`` or ``\\r`` (not kept).
+
+        It raises what ``aiter_bytes`` raises.
+
+        :param encoding: the charset to decode with, instead of ``encoding``.
+        """
         decoder = LineDecoder()
         async for text in self.aiter_text(encoding=encoding):
             for line in decoder.decode(text):
@@ -362,10 +424,15 @@ class Response:
 
     @property
     def is_closed(self) -> bool:
+        """Whether the response is closed: its body was read to the end, or ``aclose`` ran."""
         return self._closed
 
     @property
     def content(self) -> bytes:
+        """The body read by ``aread()``.
+
+        :raises ResponseNotRead: when the body has not been read with ``aread()``.
+        """
         content = self._content
         if content is None:
             raise ResponseNotRead("the body has not been read: call `await response.aread()` first")
@@ -373,10 +440,19 @@ class Response:
 
     @property
     def text(self) -> str:
+        """The body read by ``aread()``, decoded with ``encoding`` (bad bytes replaced).
+
+        :raises ResponseNotRead: when the body has not been read with ``aread()``.
+        """
         return self.content.decode(self.encoding, errors="replace")
 
     def json(self, **kwargs: Any) -> Any:
-        """The body parsed as JSON (orjson when installed); call after ``aread()``."""
+        """The body parsed as JSON (orjson when installed); call after ``aread()``.
+
+        :param kwargs: arguments for ``json.loads``; given any, the stdlib parses ``text``.
+        :raises ResponseNotRead: when the body has not been read with ``aread()``.
+        :raises ValueError: when the body is not valid JSON.
+        """
         content = self.content
         if kwargs:
             import json

@@ -59,6 +59,14 @@ class MultipartFile:
     ``content_type`` is guessed from the filename (``application/octet-stream`` when nothing
     fits); ``size`` may also be given for a file object whose size cannot be found, so the body
     can still carry a Content-Length.
+
+    :param content: the part's content: bytes, str or an async iterable of bytes.
+    :param path: a file to stream the content from.
+    :param file: an open binary file to read the content from, from its current position.
+    :param filename: the filename sent; None for the default.
+    :param content_type: the part's Content-Type; None to guess it from the filename.
+    :param size: the content's size in bytes, when it cannot be found otherwise.
+    :raises ValueError: unless exactly one of ``content``, ``path`` and ``file`` is given.
     """
 
     __slots__ = ("content", "path", "file", "filename", "content_type", "size")
@@ -285,14 +293,24 @@ def _file_size(file: IO[bytes]) -> int | None:
 
 
 class MultipartEncoder:
-    """A multipart/form-data body built from ``fields`` (the 2.x shapes, see the module) and
-    ``files`` (file parts only, as the Client's ``files=`` takes them).
+    """A multipart/form-data body built from named fields and files.
 
-    Both are a mapping or ``(name, value)`` pairs (to repeat a name); a name is a non-empty
-    ``str``. Pass the encoder as ``content=`` and the Client sets Content-Type (with the boundary)
-    and Content-Length itself; ``files=`` and ``data=`` on a request build one for you.
-    Construction raises ValueError for an empty name, a file tuple of the wrong length or an
-    invalid boundary, and TypeError for a value of a type it cannot send.
+    ``fields`` takes the 2.x shapes (see the module) and ``files`` file parts only, as the
+    Client's ``files=`` takes them. Both are a mapping or ``(name, value)`` pairs (to repeat a
+    name); a name is a non-empty ``str``. Pass the encoder as ``content=`` and the Client sets
+    Content-Type (with the boundary) and Content-Length itself; ``files=`` and ``data=`` on a
+    request build one for you.
+
+    :param fields: the fields, each a text field, a part without a filename or a file part,
+        decided by its value's type.
+    :param files: the file parts; a bare ``str`` is a path.
+    :param boundary: the boundary (1 to 70 characters of RFC 2046); None for a random one.
+    :param chunk_size: the size in bytes of the pieces file contents are read and sent in.
+    :raises ValueError: for an empty name, a file tuple of the wrong length, an invalid
+        boundary or content type, or a ``chunk_size`` that is not positive.
+    :raises TypeError: for a value of a type it cannot send, or ``fields`` or ``files`` that
+        are not a mapping or pairs.
+    :raises FileNotFoundError: when a file part's path cannot be read.
     """
 
     def __init__(
@@ -330,6 +348,7 @@ class MultipartEncoder:
 
     @property
     def content_type(self) -> str:
+        """The Content-Type value: ``multipart/form-data`` with the boundary."""
         return f"multipart/form-data; boundary={self.boundary}"
 
     def __len__(self) -> int:
@@ -339,8 +358,10 @@ class MultipartEncoder:
 
     @property
     def replayable(self) -> bool:
-        """Whether the body can be produced again: not when a part is an unseekable file or an
-        async iterable (both can be read once)."""
+        """Whether the body can be produced again.
+
+        Not when a part is an unseekable file or an async iterable: both can be read once.
+        """
         return all(
             part.stream is None and (part.file is None or part.start >= 0) for part in self._parts
         )
@@ -506,7 +527,10 @@ class MultipartEncoder:
         yield self._closing
 
     def to_bytes(self) -> bytes:
-        """The whole body in memory (for small bodies and tests)."""
+        """Return the whole body in memory (for small bodies and tests).
+
+        :raises TypeError: when a part is an async iterable, which only ``async for`` reads.
+        """
         return b"".join(bytes(piece) for piece in self)
 
 

@@ -111,7 +111,8 @@ def verb(method: str) -> Verb:
         return await self.send(self.build_request(method, url))
 
     send.__name__ = send.__qualname__ = method.lower()
-    send.__doc__ = f"Send a {method} request; the options are those of ``request``."
+    article = "an" if method[0] in "AEIOU" else "a"
+    send.__doc__ = f"Send {article} {method} request; the options are those of ``request``."
     return cast(Verb, send)
 
 

@@ -154,7 +154,22 @@ def frame_body(
 
 
 class Request:
-    """One HTTP request: method, URL, headers and body, ready to be sent."""
+    """One HTTP request: method, URL, headers and body, ready to be sent.
+
+    The Client builds them (``Client.build_request``); one made by hand is checked at once.
+    A Host field is added from the URL unless ``headers`` has one.
+
+    :param method: the request method; upper-cased.
+    :param url: the absolute URL.
+    :param headers: the fields, in any form ``Headers`` takes.
+    :param content: the body: bytes, str (sent as UTF-8), a file, an iterable of bytes or a
+        ``MultipartEncoder``.
+    :param timeout: the timeouts; None for 30 seconds per phase.
+    :raises LocalProtocolError: when the method or a field is invalid, or the fields frame the
+        body wrongly.
+    :raises InvalidURL: when ``url`` is a str that is not a valid URL.
+    :raises TypeError: when ``content`` is of a type that cannot be sent.
+    """
 
     __slots__ = (
         "method",
@@ -222,8 +237,23 @@ class Request:
         stream_length: int | None = None,
         stream_size: int | None = None,
     ) -> Request:
-        """A request whose fields the Client has already checked: ``block`` (its defaults)
-        and ``own`` (the framing and Content-Type it added), the body framed by ``frame_body``."""
+        """Build a request whose fields the Client has already checked, without checking them.
+
+        For the Client's use: ``block`` holds its defaults and ``own`` the framing and
+        Content-Type it added; the body is framed by ``frame_body``.
+
+        :param method: the request method, upper case.
+        :param method_b: the method as bytes.
+        :param url: the absolute URL.
+        :param block: the Client's default fields, checked once.
+        :param own: the fields of this request, checked.
+        :param content: the body in memory, or None.
+        :param stream: the body as a stream, or None.
+        :param timeout: the timeouts.
+        :param chunked: whether the body is sent chunked.
+        :param stream_length: the length the stream must have, when it is framed by one.
+        :param stream_size: the size of the stream, when known.
+        """
         request = cls.__new__(cls)
         request.method = method
         request.method_bytes = method_b
@@ -249,8 +279,14 @@ class Request:
         return headers
 
     def check(self) -> None:
-        """Once ``headers`` has been handed out (to a hook, an auth flow, the cookie jar), what
-        it holds now is checked and becomes ``fields``, framing included: see ``frame_body``."""
+        """Check what ``headers`` holds now and make it the fields to be sent, framing included.
+
+        Needed once ``headers`` has been handed out (to a hook, an auth flow, the cookie jar); the
+        transports call it before sending. Without ``headers`` handed out it does nothing.
+
+        :raises LocalProtocolError: when a field is invalid, or the fields frame the body wrongly
+            (see ``frame_body``).
+        """
         headers = self._headers
         if headers is None:
             return
@@ -272,8 +308,12 @@ class Request:
         self.fields = (host if host is not None else self.url.host_header, EMPTY_BLOCK, own)
 
     def read(self) -> bytes:
-        """The body, when it is in memory (a mock handler's request always has it in memory:
-        see ``hyperhttp.mock``). A stream is read once, by whoever sends it: RequestNotRead."""
+        """Return the body, when it is in memory (``b""`` for none).
+
+        A mock handler's request always has it in memory: see ``hyperhttp.mock``.
+
+        :raises RequestNotRead: when the body is a stream, which only sending it reads.
+        """
         content = self.content
         if content is not None:
             return bytes(content)
@@ -282,8 +322,13 @@ class Request:
         raise RequestNotRead("the body is a stream, read only by sending it")
 
     def as_received(self, body: bytes) -> Request:
-        """A copy of this request as a server received it: its fields as sent, ``body`` as
-        its content; later changes to either request do not show in the other."""
+        """Return a copy of this request as a server received it.
+
+        The copy has the fields as sent and ``body`` as its content; later changes to either
+        request do not show in the other.
+
+        :param body: the body as received.
+        """
         host, block, own = self.fields
         copy = Request.prepared(
             self.method,
@@ -304,7 +349,11 @@ class Request:
         return copy
 
     def json(self) -> Any:
-        """The body parsed as JSON (see ``read``)."""
+        """Return the body parsed as JSON (see ``read``).
+
+        :raises RequestNotRead: when the body is a stream, which only sending it reads.
+        :raises ValueError: when the body is not valid JSON.
+        """
         return json_loads(self.read())
 
     @property

@@ -36,7 +36,20 @@ def _normal_path(path: str) -> str:
 
 
 class Route:
-    """One route: what it matches, its handler, and the requests it answered (``calls``)."""
+    """One route: what it matches, its handler, and the requests it answered (``calls``).
+
+    Made by ``Router.route`` and the verb shortcuts, which take the same arguments.
+
+    :param method: the method matched, or ``"*"`` for any.
+    :param path: an exact path, an absolute URL, a compiled regular expression, or None for any.
+    :param handler: the handler of matching requests, in any form MockTransport takes.
+    :param host: a host name or a compiled regular expression; None for any.
+    :param params: query parameters the request must have, with these values.
+    :param prefix: match the paths that start with ``path``.
+    :raises TypeError: when ``method``, ``path`` or ``handler`` is of the wrong type.
+    :raises ValueError: when ``path`` neither starts with ``/`` nor is an absolute URL, the
+        host is given twice, or ``prefix`` goes with a path that is not a string.
+    """
 
     __slots__ = ("method", "scheme", "host", "port", "path", "prefix", "params", "handler", "calls")
 
@@ -87,13 +100,19 @@ class Route:
 
     @property
     def called(self) -> bool:
+        """Whether the route answered a request."""
         return bool(self.calls)
 
     @property
     def call_count(self) -> int:
+        """The number of requests the route answered."""
         return len(self.calls)
 
     def matches(self, request: Request) -> bool:
+        """Return whether ``request`` matches the route.
+
+        :param request: the request, as the server received it.
+        """
         url = request.url
         if self.method != "*" and self.method != request.method:
             return False
@@ -137,8 +156,10 @@ def _shown(pattern: str | re.Pattern[str]) -> str:
 
 
 class Router:
-    """A mock handler: ``route(method, path, handler)`` and the verb shortcuts add routes (each
-    returns the router, so they chain); a request goes to the first route that matches it.
+    """A mock handler that answers each request with the first route that matches it.
+
+    ``route(method, path, handler)`` and the verb shortcuts add routes (each returns the
+    router, so they chain).
 
     ``path`` is an exact path (``"/users"``), an absolute URL (scheme, host, port and path must
     match; its query is a ``params`` pattern), a compiled regular expression matched against the
@@ -149,6 +170,9 @@ class Router:
     An unmatched request is recorded in ``unmatched``; a ``strict`` router raises
     UnmatchedRequest for it, naming the request and the routes; otherwise ``default`` answers
     (a 404 whose text says the same, when not given).
+
+    :param default: the handler of unmatched requests, in any form MockTransport takes.
+    :param strict: raise UnmatchedRequest for an unmatched request.
     """
 
     def __init__(self, *, default: Handler | None = None, strict: bool = False) -> None:
@@ -160,9 +184,15 @@ class Router:
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[Any, Handler]) -> Router:
-        """A Router from ``{"GET /path": handler}``: a key is ``"METHOD /path"``, ``"/path"``
-        (GET, as in 2.x), ``"METHOD https://host/path"``, an absolute URL (GET), or a
-        ``(method, path)`` pair."""
+        """Build a Router from ``{"GET /path": handler}``.
+
+        A key is ``"METHOD /path"``, ``"/path"`` (GET, as in 2.x), ``"METHOD https://host/path"``,
+        an absolute URL (GET), or a ``(method, path)`` pair.
+
+        :param mapping: the routes, key to handler, in order.
+        :raises ValueError: when a string key has more than two words.
+        :raises TypeError: when a key is neither a string nor a pair.
+        """
         router = cls()
         for key, handler in mapping.items():
             if isinstance(key, tuple) and len(key) == 2:
@@ -190,28 +220,82 @@ class Router:
         params: ParamsPattern = None,
         prefix: bool = False,
     ) -> Router:
+        """Add a route and return the router.
+
+        :param method: the method matched, or ``"*"`` for any.
+        :param path: an exact path, an absolute URL, a compiled regular expression, or None for
+            any.
+        :param handler: the handler of matching requests.
+        :param host: a host name or a compiled regular expression; None for any.
+        :param params: query parameters the request must have, with these values.
+        :param prefix: match the paths that start with ``path``.
+        :raises TypeError: when an argument is of the wrong type (see ``Route``).
+        :raises ValueError: when an argument is invalid (see ``Route``).
+        """
         self.routes.append(Route(method, path, handler, host=host, params=params, prefix=prefix))
         return self
 
     def get(self, path: PathPattern, handler: Handler, **match: Any) -> Router:
+        """Add a GET route and return the router.
+
+        :param path: the path pattern, as ``route`` takes it.
+        :param handler: the handler of matching requests.
+        :param match: ``host``, ``params`` or ``prefix``, as ``route`` takes them.
+        """
         return self.route("GET", path, handler, **match)
 
     def post(self, path: PathPattern, handler: Handler, **match: Any) -> Router:
+        """Add a POST route and return the router.
+
+        :param path: the path pattern, as ``route`` takes it.
+        :param handler: the handler of matching requests.
+        :param match: ``host``, ``params`` or ``prefix``, as ``route`` takes them.
+        """
         return self.route("POST", path, handler, **match)
 
     def put(self, path: PathPattern, handler: Handler, **match: Any) -> Router:
+        """Add a PUT route and return the router.
+
+        :param path: the path pattern, as ``route`` takes it.
+        :param handler: the handler of matching requests.
+        :param match: ``host``, ``params`` or ``prefix``, as ``route`` takes them.
+        """
         return self.route("PUT", path, handler, **match)
 
     def patch(self, path: PathPattern, handler: Handler, **match: Any) -> Router:
+        """Add a PATCH route and return the router.
+
+        :param path: the path pattern, as ``route`` takes it.
+        :param handler: the handler of matching requests.
+        :param match: ``host``, ``params`` or ``prefix``, as ``route`` takes them.
+        """
         return self.route("PATCH", path, handler, **match)
 
     def delete(self, path: PathPattern, handler: Handler, **match: Any) -> Router:
+        """Add a DELETE route and return the router.
+
+        :param path: the path pattern, as ``route`` takes it.
+        :param handler: the handler of matching requests.
+        :param match: ``host``, ``params`` or ``prefix``, as ``route`` takes them.
+        """
         return self.route("DELETE", path, handler, **match)
 
     def head(self, path: PathPattern, handler: Handler, **match: Any) -> Router:
+        """Add a HEAD route and return the router.
+
+        :param path: the path pattern, as ``route`` takes it.
+        :param handler: the handler of matching requests.
+        :param match: ``host``, ``params`` or ``prefix``, as ``route`` takes them.
+        """
         return self.route("HEAD", path, handler, **match)
 
     def options(self, path: PathPattern, handler: Handler, **match: Any) -> Router:
+        """Add a OPTIONS route and return the router.
+
+        :param path: the path pattern, as ``route`` takes it.
+        :param handler: the handler of matching requests.
+        :param match: ``host``, ``params`` or ``prefix``, as ``route`` takes them.
+        """
         return self.route("OPTIONS", path, handler, **match)
 
     def __call__(self, request: Request) -> Any:
@@ -228,6 +312,10 @@ class Router:
         return MockResponse(404, text=self.describe_unmatched(request))
 
     def describe_unmatched(self, request: Request) -> str:
+        """Return a message naming ``request`` and listing the routes.
+
+        :param request: the request no route matched.
+        """
         routes = "\n".join(f"  {route!r}" for route in self.routes) or "  (none)"
         return f"no route matches {request.method} {request.url}\nroutes:\n{routes}"
 

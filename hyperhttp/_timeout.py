@@ -13,7 +13,17 @@ class Timeout:
     """Per-phase timeouts.
 
     ``Timeout(5.0)`` sets all four phases; ``Timeout(5.0, connect=1.0)`` overrides one of them;
-    ``Timeout(connect=1.0)`` leaves the others disabled (None).
+    ``Timeout(connect=1.0)`` leaves the others disabled (None). Each is a number of seconds, or
+    None for no limit.
+
+    :param timeout: the default for every phase; a ``Timeout`` is copied (the phases given
+        beside it are then ignored).
+    :param connect: the time to resolve, connect and finish the TLS handshake.
+    :param read: the time to wait for the response head and for each piece of the body.
+    :param write: the time to wait for the socket to take more of the request.
+    :param pool: the time to wait for a connection from the pool.
+    :raises TypeError: when a phase is not a number or None.
+    :raises ValueError: when a phase is negative.
     """
 
     __slots__ = ("connect", "read", "write", "pool")
@@ -46,6 +56,7 @@ class Timeout:
         self.pool = _phase(timeout if pool is _UNSET else pool, "pool")
 
     def as_dict(self) -> dict[str, float | None]:
+        """Return the four phases by name: connect, read, write and pool."""
         return {"connect": self.connect, "read": self.read, "write": self.write, "pool": self.pool}
 
     def __eq__(self, other: object) -> bool:

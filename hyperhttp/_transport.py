@@ -19,12 +19,16 @@ class Transport:
     """Sends one request and returns its response as soon as the head has arrived."""
 
     async def handle_async_request(self, request: Request) -> Response:
-        """Send ``request``; the returned Response's body is read lazily from its stream."""
+        """Send ``request``; the returned Response's body is read lazily from its stream.
+
+        :param request: the request, its fields and framing already merged by the Client.
+        :raises NotImplementedError: in this base class; a transport overrides it.
+        """
         raise NotImplementedError
 
     async def aclose(self) -> None:
         """Release every resource (connections, sockets, timers) the transport holds."""
 
     def get_stats(self) -> dict[str, dict[str, int]]:
-        """Per-origin counters; transports without a pool have none."""
+        """Return counters per origin; transports without a pool have none."""
         return {}

@@ -104,7 +104,17 @@ def international_host(host: str) -> str:
 
 
 class URL:
-    """An absolute ``http``/``https`` URL (or a relative reference used for joining)."""
+    """An absolute ``http``/``https`` URL (or a relative reference used for joining).
+
+    Parsed and checked once: characters a request target may not hold are percent-encoded, an
+    international host is turned into its IDNA A-label form, and the request target and the
+    Host field are encoded up front.
+
+    :param url: the URL; a ``URL`` is parsed again from its text.
+    :param params: query parameters, added to the URL's own query.
+    :raises InvalidURL: when ``url`` is not a str or URL, holds control characters, has an
+        unsupported scheme, no host, an invalid host or port, or ``params`` is invalid.
+    """
 
     __slots__ = (
         "_split",
@@ -224,14 +234,17 @@ class URL:
 
     @property
     def is_absolute(self) -> bool:
+        """Whether the URL has a scheme (a relative reference has none)."""
         return bool(self.scheme)
 
     @property
     def effective_port(self) -> int:
+        """The port, else the scheme's default (80 or 443); 0 for a relative reference."""
         return self.port if self.port is not None else DEFAULT_PORTS.get(self.scheme, 0)
 
     @property
     def netloc(self) -> str:
+        """The authority: ``userinfo@host:port``, with only the parts the URL has."""
         return self._split.netloc
 
     @property
@@ -241,6 +254,7 @@ class URL:
 
     @property
     def is_ip_address(self) -> bool:
+        """Whether the host is an IPv4 or IPv6 address."""
         try:
             ipaddress.ip_address(self.host)
         except ValueError:
@@ -248,15 +262,30 @@ class URL:
         return True
 
     def join(self, url: str | URL) -> URL:
-        """Resolve a reference against this URL (RFC 3986 section 5)."""
+        """Resolve a reference against this URL (RFC 3986 section 5).
+
+        :param url: the reference, relative or absolute.
+        :raises InvalidURL: when the result cannot be parsed as a URL.
+        """
         return URL(urljoin(self._str, str(url)))
 
     def copy_with(self, **components: Any) -> URL:
-        """A new URL with some of scheme, netloc, path, query or fragment replaced."""
+        """Return a new URL with some of scheme, netloc, path, query or fragment replaced.
+
+        :param components: the parts to replace, by name.
+        :raises ValueError: when a name is not one of the five.
+        :raises InvalidURL: when the result cannot be parsed as a URL.
+        """
         split = self._split._replace(**components)
         return URL(split.geturl())
 
     def copy_merge_params(self, params: QueryParams) -> URL:
+        """Return a new URL with ``params`` added to its query.
+
+        :param params: query parameters: a mapping, ``(name, value)`` pairs, or a query string.
+        :raises InvalidURL: when ``params`` is a query string with control characters, or bytes
+            that are not ASCII.
+        """
         return URL(self._str, params=params)
 
     # -- dunder ----------------------------------------------------------------------------

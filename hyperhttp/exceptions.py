@@ -90,6 +90,9 @@ class ConnectError(TransportError):
     """The TCP connection could not be established.
 
     ``attempts`` lists each address tried with the reason it failed, as ``("ip:port", reason)``.
+
+    :param message: what failed.
+    :param attempts: each address tried with the reason it failed; None for none.
     """
 
     def __init__(self, message: str, attempts: list[tuple[str, str]] | None = None) -> None:
@@ -110,8 +113,15 @@ class TLSError(TransportError):
 
 
 class ProxyError(TransportError):
-    """The proxy refused or broke the tunnel. ``status_code`` is the status an HTTP proxy
-    answered with (407: it wants credentials, or refused them), None otherwise."""
+    """The proxy refused or broke the tunnel.
+
+    ``status_code`` is the status an HTTP proxy answered with (407: it wants credentials, or
+    refused them), None otherwise.
+
+    :param message: what failed.
+    :param args: further arguments of the exception.
+    :param status_code: the status the proxy answered with, if it answered.
+    """
 
     def __init__(self, message: str, *args: Any, status_code: int | None = None) -> None:
         super().__init__(message, *args)
@@ -131,14 +141,19 @@ class RemoteProtocolError(ProtocolError):
 
 
 class StreamNotProcessed(RemoteProtocolError):
-    """The HTTP/2 server did not process the request: it was above a GOAWAY's last stream, or the
-    stream was refused (REFUSED_STREAM). Sending it again is safe whatever the method (RFC 9113
-    section 8.7); the pool does so when the body can be sent again (up to three times), and
-    raises this when it cannot, or when the replays ran out.
+    """The HTTP/2 server did not process the request, and it was not sent again.
+
+    The request was above a GOAWAY's last stream, or the stream was refused (REFUSED_STREAM).
+    Sending it again is safe whatever the method (RFC 9113 section 8.7); the pool does so when
+    the body can be sent again (up to three times), and raises this when it cannot, or when the
+    replays ran out.
 
     ``progress`` is True when the connection's GOAWAY came after the server had processed other
     streams on it (a server that closes connections after N requests): resending then is not a
     retry of something failing, and does not count against the replay limit.
+
+    :param message: what happened.
+    :param progress: whether the server had processed other streams on the connection.
     """
 
     def __init__(self, message: str, *, progress: bool = False) -> None:
@@ -159,7 +174,10 @@ class ConnectTimeout(TimeoutException):
 
 
 class TLSHandshakeTimeout(TLSError, ConnectTimeout):
-    """The TLS handshake did not finish within the connect timeout (a TLSError and a ConnectTimeout)."""
+    """The TLS handshake did not finish within the connect timeout.
+
+    It is both a TLSError and a ConnectTimeout.
+    """
 
 
 class ReadTimeout(TimeoutException):
@@ -179,7 +197,14 @@ class InvalidURL(HyperHTTPError):
 
 
 class HTTPStatusError(HyperHTTPError):
-    """Raised by ``Response.raise_for_status()`` for a 4xx or 5xx response."""
+    """Raised by ``Response.raise_for_status()`` for a 4xx or 5xx response.
+
+    Also the ``original_exception`` of a RetryError whose last attempt failed with a status.
+
+    :param message: the status and the URL.
+    :param request: the request that was answered.
+    :param response: the 4xx or 5xx response.
+    """
 
     def __init__(self, message: str, *, request: Request, response: Response) -> None:
         super().__init__(message)
@@ -192,11 +217,15 @@ class TooManyRedirects(HyperHTTPError):
 
 
 class StreamError(HyperHTTPError):
-    """A response body was used in a way its state does not allow."""
+    """A request or response body was used in a way its state does not allow."""
 
 
 class StreamConsumed(StreamError):
-    """The body was already streamed and cannot be read again."""
+    """A body was already streamed and cannot be read or sent again.
+
+    Raised for a response body read after it was streamed, and for a request body that must be
+    sent again (a redirect, a Digest challenge, a multipart part) but was a one-shot stream.
+    """
 
 
 class ResponseClosed(StreamError):
@@ -220,7 +249,15 @@ class DecompressionError(HyperHTTPError):
 
 
 class CircuitBreakerOpen(HyperHTTPError):
-    """Requests to this host are refused because its circuit breaker is open."""
+    """Requests to this host are refused because its circuit breaker is open.
+
+    Raised by ``CircuitBreaker.check`` (and so by the Client, before anything is sent) while the
+    breaker is open, or half-open with every probe slot taken (``remaining`` is then 0.0).
+
+    :param host: the host refused.
+    :param remaining: seconds until the breaker admits probes.
+    :param args: further arguments of the exception.
+    """
 
     def __init__(self, host: str, remaining: float, *args: Any) -> None:
         super().__init__(f"circuit breaker open for {host}; retry in {remaining:.1f}s", *args)

@@ -77,20 +77,17 @@ def _tracked(categories: Iterable[str] | None) -> frozenset[str]:
 class CircuitBreaker:
     """Refuse requests to one host after consecutive failures; probe it again after a pause.
 
-    Args:
-        failure_threshold: consecutive tracked failures that open a closed breaker.
-        recovery_timeout: seconds an open breaker refuses requests before admitting probes.
-        success_threshold: successful probes that close a half-open breaker; also the number of
-            probes admitted in flight at once.
-        tracked_categories: the error categories that count as failures (default CONNECTION,
-            TIMEOUT, SERVER, TRANSIENT); an empty collection makes a breaker that never opens.
-        clock: a monotonic clock in seconds (tests pass a fake one).
-        on_transition: called with ``(old, new)`` on every state change; its exceptions are
-            swallowed.
-
-    Raises:
-        ValueError: a threshold is not an int >= 1, ``recovery_timeout`` is not a finite number
-            > 0, or ``tracked_categories`` names an unknown category.
+    :param failure_threshold: consecutive tracked failures that open a closed breaker.
+    :param recovery_timeout: seconds an open breaker refuses requests before admitting probes.
+    :param success_threshold: successful probes that close a half-open breaker; also the number
+        of probes admitted in flight at once.
+    :param tracked_categories: the error categories that count as failures (default CONNECTION,
+        TIMEOUT, SERVER, TRANSIENT); an empty collection makes a breaker that never opens.
+    :param clock: a monotonic clock in seconds (tests pass a fake one).
+    :param on_transition: called with ``(old, new)`` on every state change; its exceptions are
+        swallowed.
+    :raises ValueError: when a threshold is not an int >= 1, ``recovery_timeout`` is not a
+        finite number > 0, or ``tracked_categories`` is a str or names an unknown category.
     """
 
     __slots__ = (
@@ -192,9 +189,10 @@ class CircuitBreaker:
         An admitted request in HALF_OPEN is a probe: end it with ``record_success``,
         ``record_failure`` or, when it ended without a verdict (cancelled), ``release``.
 
-        Raises:
-            CircuitBreakerOpen: the breaker is open (``remaining`` is the seconds left), or it is
-                half-open with ``success_threshold`` probes already in flight (``remaining`` 0.0).
+        :param host: the request's host, named in the exception.
+        :raises CircuitBreakerOpen: when the breaker is open (``remaining`` is the seconds left),
+            or half-open with ``success_threshold`` probes already in flight (``remaining``
+            0.0).
         """
         if self._state is _CLOSED:
             return
@@ -237,6 +235,8 @@ class CircuitBreaker:
         ``release`` does). A tracked one counts towards ``failure_threshold`` in CLOSED and
         re-opens a HALF_OPEN breaker at once with a fresh ``recovery_timeout``. In OPEN it came
         from a request admitted before the breaker opened and does not extend the timeout.
+
+        :param category: the failure's category, one of ``ErrorClassifier.categories()``.
         """
         state = self._state
         if category not in self._tracked:
@@ -259,7 +259,7 @@ class CircuitBreaker:
             self._probes -= 1
 
     def stats(self) -> dict[str, Any]:
-        """A snapshot: state, counts, times opened, seconds left while open, and totals."""
+        """Return a snapshot: state, counts, times opened, seconds left while open, and totals."""
         state = self.state
         remaining = 0.0
         if state is _OPEN:
@@ -318,17 +318,14 @@ class DomainCircuitBreakerManager:
     request. Fetch the breaker per request rather than holding it: a held breaker may have been
     dropped.
 
-    Args:
-        default_config: overrides of ``{"failure_threshold": 5, "recovery_timeout": 30.0,
-            "success_threshold": 2}``; may also give ``tracked_categories``.
-        clock: passed to every breaker (tests pass a fake one).
-        on_transition: called with ``(domain, old, new)`` on every state change of any breaker;
-            its exceptions are swallowed.
-        max_breakers: the soft bound above.
-
-    Raises:
-        ValueError: an unknown configuration key, a value ``CircuitBreaker`` rejects, or
-            ``max_breakers`` < 1.
+    :param default_config: overrides of ``{"failure_threshold": 5, "recovery_timeout": 30.0,
+        "success_threshold": 2}``; may also give ``tracked_categories``.
+    :param clock: passed to every breaker (tests pass a fake one).
+    :param on_transition: called with ``(domain, old, new)`` on every state change of any
+        breaker; its exceptions are swallowed.
+    :param max_breakers: the soft bound above.
+    :raises ValueError: when a configuration key is unknown, a value is one ``CircuitBreaker``
+        rejects, or ``max_breakers`` is not an int >= 1.
     """
 
     DEFAULT_CONFIG: dict[str, Any] = {
@@ -360,7 +357,12 @@ class DomainCircuitBreakerManager:
         return dict(self._default_config)
 
     def get_circuit_breaker(self, domain: str) -> CircuitBreaker:
-        """The breaker of ``domain``, created on first use from its configuration or the default."""
+        """Return the breaker of ``domain``, created on first use.
+
+        A new breaker gets the domain's configuration, else the default one.
+
+        :param domain: the host.
+        """
         breaker = self._breakers.get(domain)
         if breaker is None:
             breaker = self._build(domain, self._domain_configs.get(domain, self._default_config))
@@ -372,8 +374,10 @@ class DomainCircuitBreakerManager:
 
         An existing breaker of the domain is replaced by a fresh closed one with the new settings.
 
-        Raises:
-            ValueError: an unknown key, or a value ``CircuitBreaker`` rejects.
+        :param domain: the host.
+        :param config: ``failure_threshold``, ``recovery_timeout``, ``success_threshold`` or
+            ``tracked_categories``.
+        :raises ValueError: when a key is unknown, or a value is one ``CircuitBreaker`` rejects.
         """
         merged = self._merge(config, self._default_config)
         breaker = self._build(domain, merged)
@@ -381,7 +385,7 @@ class DomainCircuitBreakerManager:
         self._insert(domain, breaker)
 
     def get_stats(self) -> dict[str, dict[str, Any]]:
-        """``{domain: breaker.stats()}`` for every breaker held."""
+        """Return ``{domain: breaker.stats()}`` for every breaker held."""
         return {domain: breaker.stats() for domain, breaker in self._breakers.items()}
 
     def __len__(self) -> int:

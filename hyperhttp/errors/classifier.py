@@ -104,13 +104,10 @@ class ErrorClassifier:
         because both ask the client to try again later; other 4xx are CLIENT. A status outside
         100-599 is SERVER, as RFC 9110 section 15 tells a client to treat it like a 5xx.
 
-        Args:
-            error: the exception the request raised, or None.
-            response: the response received, read only for ``status_code``.
-
-        Raises:
-            ValueError: no error and no response, or no error and a 1xx-3xx response (nothing
-                failed).
+        :param error: the exception the request raised, or None.
+        :param response: the response received, read only for ``status_code``.
+        :raises ValueError: when there is no error and no response, or no error and a 1xx-3xx
+            response (nothing failed).
         """
         if error is None:
             if response is None:
@@ -133,11 +130,8 @@ class ErrorClassifier:
         server or the request is, and FATAL from the caller or the client's own state: the
         same request fails the same way.
 
-        Args:
-            category: one of ``ErrorClassifier.categories()``.
-
-        Raises:
-            ValueError: ``category`` is not one of the nine.
+        :param category: one of ``ErrorClassifier.categories()``.
+        :raises ValueError: when ``category`` is not one of the nine.
         """
         if category in _RETRYABLE:
             return True

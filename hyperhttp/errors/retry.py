@@ -50,10 +50,9 @@ class Attempt:
 class RetryState:
     """What happened to one request across its attempts.
 
-    Args:
-        method: the request's method.
-        url: the request's URL, as a string.
-        original_kwargs: what the request was made with (2.x compatibility; may be empty).
+    :param method: the request's method.
+    :param url: the request's URL, as a string.
+    :param original_kwargs: what the request was made with (2.x compatibility; may be empty).
     """
 
     def __init__(self, method: str, url: str, original_kwargs: dict[str, Any] | None = None):
@@ -74,7 +73,13 @@ class RetryState:
     def failed(
         self, category: str, error: BaseException | None, status: int | None, delay: float
     ) -> None:
-        """Note a failed attempt and the delay before the next one."""
+        """Note a failed attempt and the delay before the next one.
+
+        :param category: the failure's category.
+        :param error: the exception, or None for a status.
+        :param status: the response's status, or None for an exception.
+        :param delay: seconds before the next attempt (0.0 when there is none).
+        """
         self.attempts.append(Attempt(self.attempt_count, category, error, status, delay))
         self.last_error_category = category
         self.total_delay += delay
@@ -87,8 +92,15 @@ class RetryState:
 
 
 class RetryError(HyperHTTPError):
-    """Retries ran out. ``original_exception`` is the last failure (an HTTPStatusError holding
-    the response, for a status); ``retry_state`` has every attempt."""
+    """Raised when the retry policy gives up after retrying, or on a status it retries.
+
+    ``original_exception`` is the last failure (an HTTPStatusError holding the response, for a
+    status); ``retry_state`` has every attempt.
+
+    :param message: the request and the number of attempts.
+    :param original_exception: the last failure.
+    :param retry_state: every attempt.
+    """
 
     def __init__(
         self, message: str, original_exception: BaseException | None, retry_state: RetryState
@@ -101,20 +113,17 @@ class RetryError(HyperHTTPError):
 class RetryPolicy:
     """When and how often a failed request is tried again.
 
-    Args:
-        max_retries: retries after the first try (0: none).
-        retry_categories: failure categories retried (default TRANSIENT, TIMEOUT, SERVER; see
-            ErrorClassifier).
-        status_force_list: response statuses retried (default 429, 500, 502, 503, 504).
-        backoff_strategy: the delays (default ``ExponentialBackoff()``).
-        respect_retry_after: a Retry-After field sets the delay (capped at the strategy's
-            maximum).
-        retry_interval_factor: every delay is multiplied by this.
-        allowed_methods: methods retried (default the idempotent ones; ``None`` keeps that
-            default, pass e.g. ``{"POST"} | IDEMPOTENT_METHODS`` to allow more).
-
-    Raises:
-        ValueError: a negative ``max_retries`` or ``retry_interval_factor``.
+    :param max_retries: retries after the first try (0: none).
+    :param retry_categories: failure categories retried (default TRANSIENT, TIMEOUT, SERVER; see
+        ErrorClassifier).
+    :param status_force_list: response statuses retried (default 429, 500, 502, 503, 504).
+    :param backoff_strategy: the delays (default ``ExponentialBackoff()``).
+    :param respect_retry_after: a Retry-After field sets the delay (capped at the strategy's
+        maximum).
+    :param retry_interval_factor: every delay is multiplied by this.
+    :param allowed_methods: methods retried (default the idempotent ones; ``None`` keeps that
+        default, pass e.g. ``{"POST"} | IDEMPOTENT_METHODS`` to allow more).
+    :raises ValueError: when ``max_retries`` or ``retry_interval_factor`` is negative.
     """
 
     def __init__(
@@ -150,7 +159,10 @@ class RetryPolicy:
         )
 
     def allows(self, method: str) -> bool:
-        """Whether requests with ``method`` may be retried at all."""
+        """Return whether requests with ``method`` may be retried at all.
+
+        :param method: the request method, in any case.
+        """
         return method.upper() in self.allowed_methods
 
     def should_retry(
@@ -159,8 +171,14 @@ class RetryPolicy:
         response: Response | None = None,
         retry_count: int = 0,
     ) -> tuple[bool, float]:
-        """Whether the attempt that failed with ``error`` (or answered ``response``) is tried
-        again, ``retry_count`` retries having run, and after how many seconds."""
+        """Return whether a failed attempt is tried again, and after how many seconds.
+
+        :param error: the exception the attempt raised, or None when it answered ``response``.
+        :param response: the response, for a status; read for its status and Retry-After.
+        :param retry_count: the retries that have run.
+        :raises ValueError: when ``error`` and ``response`` are both None, or ``retry_count`` is
+            negative (from the backoff strategy).
+        """
         if retry_count >= self.max_retries:
             return False, 0.0
         if error is None and response is not None:
@@ -171,7 +189,12 @@ class RetryPolicy:
         return True, self.delay(retry_count, response)
 
     def delay(self, retry_count: int, response: Response | None = None) -> float:
-        """Seconds to wait before retry number ``retry_count + 1``."""
+        """Return the seconds to wait before retry number ``retry_count + 1``.
+
+        :param retry_count: the retries that have run.
+        :param response: the failed response, whose Retry-After may set the delay.
+        :raises ValueError: when ``retry_count`` is negative (from the backoff strategy).
+        """
         cap = float(getattr(self.backoff_strategy, "max_backoff", 60.0))
         if self.respect_retry_after and response is not None:
             after = retry_after(response.headers.get("retry-after"))

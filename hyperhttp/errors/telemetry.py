@@ -121,12 +121,9 @@ def _window_seconds(window_seconds: float) -> float:
 class ErrorTelemetry:
     """Counts failed and successful attempts per domain, bounded in memory.
 
-    Args:
-        clock: a monotonic clock in seconds (tests pass a fake one).
-        max_domains: the most domains held; past it the least recently seen is dropped.
-
-    Raises:
-        ValueError: ``max_domains`` is not an int >= 1.
+    :param clock: a monotonic clock in seconds (tests pass a fake one).
+    :param max_domains: the most domains held; past it the least recently seen is dropped.
+    :raises ValueError: when ``max_domains`` is not an int >= 1.
     """
 
     __slots__ = ("_clock", "_max_domains", "_domains", "_last_seen", "_global", "_dropped")
@@ -154,12 +151,12 @@ class ErrorTelemetry:
     ) -> None:
         """Record one failed attempt to ``domain`` in error ``category``.
 
-        Args:
-            domain: the host the attempt went to.
-            category: its error category (``"TIMEOUT"``, ``"SERVER"``, ...).
-            retried: the retry policy will try again.
-            replay: the pool's own re-send (stale connection, GOAWAY); counted as a replay only.
-            status: the response status, when the failure is an HTTP status.
+        :param domain: the host the attempt went to.
+        :param category: its error category (``"TIMEOUT"``, ``"SERVER"``, ...).
+        :param retried: the retry policy will try again.
+        :param replay: the pool's own re-send (stale connection, GOAWAY); counted as a replay
+            only.
+        :param status: the response status, when the failure is an HTTP status.
         """
         now = self._clock()
         counts = self._touch(domain, now)
@@ -171,7 +168,10 @@ class ErrorTelemetry:
             self._global.fail(now, category, retried, status)
 
     def record_success(self, domain: str) -> None:
-        """Record one successful attempt to ``domain``."""
+        """Record one successful attempt to ``domain``.
+
+        :param domain: the host the attempt went to.
+        """
         now = self._clock()
         counts = self._touch(domain, now)
         counts.successes += 1
@@ -180,15 +180,23 @@ class ErrorTelemetry:
         self._global.bucket(now)[2] += 1
 
     async def record_error(self, domain: str, error_category: str, response: Any = None) -> None:
-        """Record one failed attempt (the 2.x coroutine); ``response`` gives its status code."""
+        """Record one failed attempt (the 2.x coroutine); ``response`` gives its status code.
+
+        :param domain: the host the attempt went to.
+        :param error_category: its error category.
+        :param response: the response, for a status failure; None otherwise.
+        """
         status = getattr(response, "status_code", None) if response is not None else None
         self.record(domain, error_category, status=status if isinstance(status, int) else None)
 
     async def get_error_rate(self, domain: str, window_seconds: float = 60.0) -> float:
-        """Failures per attempt to ``domain`` over the last ``window_seconds`` (0.0 if none).
+        """Return the failures per attempt to ``domain`` over the last ``window_seconds``.
 
-        Raises:
-            ValueError: ``window_seconds`` is not > 0.
+        0.0 when nothing was recorded. The window is capped at the seconds the counts are kept.
+
+        :param domain: the host.
+        :param window_seconds: how far back to count, in seconds.
+        :raises ValueError: when ``window_seconds`` is not a number > 0.
         """
         seconds = _window_seconds(window_seconds)
         counts = self._domains.get(domain)
@@ -197,22 +205,29 @@ class ErrorTelemetry:
         return _rate(*counts.window(self._clock(), seconds))
 
     async def get_domain_report(self, domain: str) -> dict[str, Any] | None:
-        """Totals, counts by category and status, and the last 60/300/900 s of ``domain``.
+        """Return the totals, counts by category and status, and recent windows of ``domain``.
+
+        The windows are the last 60, 300 and 900 seconds.
 
         None for a domain never recorded (or dropped past ``max_domains``).
+
+        :param domain: the host.
         """
         return self._report(domain, self._clock())
 
     async def get_all_domains(self) -> list[str]:
-        """The domains held, sorted."""
+        """Return the domains held, sorted."""
         return sorted(self._domains)
 
     async def get_global_stats(self) -> dict[str, Any]:
-        """Totals over every domain ever recorded, recent windows, and the top error domains."""
+        """Return totals over every domain ever recorded, recent windows, and top error domains."""
         return self._global_stats(self._clock())
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-serialisable copy of everything: ``{"global": ..., "domains": {domain: ...}}``."""
+        """Return a JSON-serialisable copy of everything.
+
+        The shape is ``{"global": ..., "domains": {domain: ...}}``.
+        """
         now = self._clock()
         return {
             "global": self._global_stats(now),

@@ -43,9 +43,19 @@ Address = tuple[int, tuple[str, int]]  # (family, (ip, port))
 
 
 class Resolver(Protocol):
-    """Turns a host name into addresses to connect to, in preference order."""
+    """Turns a host name into addresses to connect to, in preference order.
 
-    async def resolve(self, host: str, port: int) -> list[Address]: ...
+    A protocol: any object with this ``resolve`` coroutine can be the Client's ``resolver``.
+    """
+
+    async def resolve(self, host: str, port: int) -> list[Address]:
+        """Return ``(family, (ip, port))`` for each address of ``host``, best first.
+
+        :param host: the host name or IP literal.
+        :param port: the port, put into each address.
+        :raises DNSError: when the name cannot be resolved.
+        """
+        ...
 
 
 def literal_address(host: str, port: int) -> list[Address] | None:
@@ -130,6 +140,13 @@ class CachingResolver:
     preference order; an empty list means the name does not exist or has no addresses (cached for
     ``negative_ttl``). Any other failure raises DNSError and is not cached. ``fresh`` asks the
     lookup to bypass caches below this one.
+
+    :param max_entries: the most names cached; the least recently used leaves first.
+    :param max_ttl: the longest time an answer is cached, in seconds, whatever its TTL.
+    :param negative_ttl: seconds a name without addresses is remembered (0: not at all).
+    :param clock: a monotonic clock in seconds (tests pass a fake one).
+    :param hosts_file: the hosts file answered from first; None for none.
+    :raises ValueError: when ``max_entries`` is below 1.
     """
 
     def __init__(
@@ -153,12 +170,26 @@ class CachingResolver:
         self._hosts = HostsFile(hosts_file, clock) if hosts_file else None
 
     async def lookup(self, host: str, fresh: bool) -> tuple[list[tuple[int, str]], float]:
+        """Look ``host`` up: ``(addresses, ttl)``, each address ``(family, ip)``, best first.
+
+        A subclass provides it; an empty list means the name has no addresses.
+
+        :param host: the host name, lower case, without a trailing dot.
+        :param fresh: bypass the caches below this one (the name's cached answer expired).
+        :raises NotImplementedError: in this base class.
+        """
         raise NotImplementedError
 
     def cached(self, host: str, port: int) -> list[Address] | None:
-        """The addresses ``resolve`` would return at once (an IP literal, the hosts file, a
-        fresh answer in the cache), without a coroutine; None when it would have to wait (or
-        raise). A connect asks this first: most of a crawler's connects are answered here."""
+        """Return the addresses ``resolve`` would return at once, without a coroutine.
+
+        Those are an IP literal, the hosts file, or a fresh answer in the cache; None when
+        ``resolve`` would have to wait (or raise). A connect asks this first: most of a
+        crawler's connects are answered here.
+
+        :param host: the host name or IP literal.
+        :param port: the port, put into each address.
+        """
         literal = literal_address(host, port)
         if literal is not None:
             return literal
@@ -175,6 +206,15 @@ class CachingResolver:
         return [(family, (ip, port)) for family, ip in entry.addresses]
 
     async def resolve(self, host: str, port: int) -> list[Address]:
+        """Return ``(family, (ip, port))`` for each address of ``host``, best first.
+
+        Concurrent calls for one name share one lookup.
+
+        :param host: the host name or IP literal.
+        :param port: the port, put into each address.
+        :raises DNSError: when the name is empty, has no addresses (also from the negative
+            cache), or the lookup fails.
+        """
         literal = literal_address(host, port)
         if literal is not None:
             return literal
@@ -237,6 +277,7 @@ class CachingResolver:
         self._cache.clear()
 
     def close(self) -> None:
+        """Cancel the lookups in flight; the cache is kept."""
         for future in self._inflight.values():
             future.cancel()
         self._inflight.clear()
@@ -251,6 +292,17 @@ class AiodnsResolver(CachingResolver):
 
     ``nameservers`` ("ip" or "ip:port") replaces the system's; ``timeout`` and ``tries`` are
     c-ares's per-query settings. The cache settings are those of ``CachingResolver``.
+
+    :param nameservers: the name servers to ask, as ``"ip"`` or ``"ip:port"``; None for the
+        system's.
+    :param timeout: c-ares's timeout per query, in seconds; None for its default.
+    :param tries: c-ares's tries per query; None for its default.
+    :param max_entries: as ``CachingResolver`` takes it.
+    :param max_ttl: as ``CachingResolver`` takes it.
+    :param negative_ttl: as ``CachingResolver`` takes it.
+    :param clock: as ``CachingResolver`` takes it.
+    :param hosts_file: as ``CachingResolver`` takes it.
+    :raises ValueError: when ``max_entries`` is below 1.
     """
 
     def __init__(
@@ -286,6 +338,12 @@ class AiodnsResolver(CachingResolver):
         return aiodns.DNSResolver(nameservers=self._nameservers, **self._options)
 
     async def lookup(self, host: str, fresh: bool) -> tuple[list[tuple[int, str]], float]:
+        """Look ``host`` up with c-ares; ``fresh`` uses a new channel, which has nothing cached.
+
+        :param host: the host name.
+        :param fresh: bypass c-ares's own cache.
+        :raises DNSError: when the query fails other than for a name without addresses.
+        """
         import aiodns
 
         if self._channel is None:
@@ -320,6 +378,7 @@ class AiodnsResolver(CachingResolver):
         return addresses, float(ttl or 0)
 
     def close(self) -> None:
+        """Cancel the lookups in flight and close the c-ares channel."""
         super().close()
         channel = self._channel
         self._channel = None
@@ -351,6 +410,15 @@ class SystemResolver(CachingResolver):
     ``getaddrinfo`` gives no record TTL, so answers are kept for ``ttl`` seconds (0: not kept;
     concurrent lookups are still shared). A name that does not exist is remembered for
     ``negative_ttl``. The hosts file is the C library's to read: ``hosts_file`` is off unless given.
+
+    :param ttl: seconds an answer is kept (capped by ``max_ttl``; 0: not kept).
+    :param max_entries: as ``CachingResolver`` takes it.
+    :param max_ttl: as ``CachingResolver`` takes it.
+    :param negative_ttl: as ``CachingResolver`` takes it.
+    :param clock: as ``CachingResolver`` takes it.
+    :param hosts_file: as ``CachingResolver`` takes it; None (the default) leaves it to the C
+        library.
+    :raises ValueError: when ``ttl`` is negative or ``max_entries`` is below 1.
     """
 
     def __init__(
@@ -375,6 +443,12 @@ class SystemResolver(CachingResolver):
         self.ttl = ttl
 
     async def lookup(self, host: str, fresh: bool) -> tuple[list[tuple[int, str]], float]:
+        """Look ``host`` up with ``getaddrinfo`` in the loop's default thread pool.
+
+        :param host: the host name.
+        :param fresh: ignored: any cache below this one is the system's.
+        :raises DNSError: when ``getaddrinfo`` fails other than for a name without addresses.
+        """
         # ``fresh`` has nothing to bypass: any cache below (nscd, systemd-resolved) is the system's.
         loop = asyncio.get_running_loop()
         try:

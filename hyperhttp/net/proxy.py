@@ -89,6 +89,14 @@ class ProxyURL:
     or through one proxy with different credentials, are never shared. ``username`` and
     ``password`` are decoded (``user%40corp`` in a URL is ``user@corp`` here). ``raw`` is accepted
     for 2.x compatibility and not kept: it would be one more copy of the credentials.
+
+    :param scheme: ``http``, ``https``, ``socks4``, ``socks4a``, ``socks5`` or ``socks5h``.
+    :param host: the proxy's host name or IP address.
+    :param port: the proxy's port.
+    :param username: the user name, decoded; None for none.
+    :param password: the password, decoded; None for none.
+    :param raw: ignored (2.x compatibility).
+    :raises InvalidURL: when the scheme is not supported, or the host or port is invalid.
     """
 
     __slots__ = ("scheme", "host", "port", "username", "password", "_authorization")
@@ -136,6 +144,11 @@ class ProxyURL:
         defaults to the scheme's (80, 443, 1080 for SOCKS). A proxy is addressed by scheme, host
         and port only, so a path (other than "/"), query or fragment is refused rather than
         silently dropped: it is more likely a mistake than a wish.
+
+        :param value: the URL; a ``ProxyURL`` is returned as it is.
+        :raises TypeError: when ``value`` is neither a str nor a ProxyURL.
+        :raises InvalidURL: when the URL is empty, holds control characters, has an unsupported
+            scheme, an invalid host or port, or a path, query or fragment.
         """
         if isinstance(value, ProxyURL):
             return value
@@ -196,6 +209,7 @@ class ProxyURL:
 
     @property
     def is_socks(self) -> bool:
+        """Whether the proxy is a SOCKS proxy (any SOCKS scheme)."""
         return self.scheme.startswith("socks")
 
     @property
@@ -205,12 +219,16 @@ class ProxyURL:
 
     @property
     def has_auth(self) -> bool:
+        """Whether a user name or a password was given."""
         return self.username is not None or self.password is not None
 
     @property
     def authorization(self) -> bytes | None:
-        """The ``Proxy-Authorization`` value (RFC 9110 section 11.7.2) for an HTTP proxy with
-        credentials, Basic (RFC 7617); None otherwise (SOCKS carries credentials itself)."""
+        """The ``Proxy-Authorization`` value for an HTTP proxy with credentials, else None.
+
+        It is Basic (RFC 7617), sent as RFC 9110 section 11.7.2 says; a SOCKS proxy carries
+        credentials itself, so it has None.
+        """
         return self._authorization
 
     @property

@@ -57,11 +57,8 @@ class BackoffStrategy(ABC):
     def calculate_backoff(self, retry_count: int) -> float:
         """Return the delay in seconds before a retry.
 
-        Args:
-            retry_count: retries already made; 0 asks for the delay before the first retry.
-
-        Raises:
-            ValueError: ``retry_count`` is negative.
+        :param retry_count: retries already made; 0 asks for the delay before the first retry.
+        :raises ValueError: when ``retry_count`` is negative.
         """
 
 
@@ -73,16 +70,13 @@ class ExponentialBackoff(BackoffStrategy):
     total. The price is that a retry may come almost at once. Without jitter the delay is the
     capped value itself.
 
-    Args:
-        base: delay before the first retry without jitter, in seconds (>= 0).
-        factor: growth per retry (>= 1).
-        max_backoff: largest delay, in seconds (>= base).
-        jitter: draw the delay from ``[0, capped)`` instead of using ``capped``.
-        rng: source of randomness; the module's shared ``random.Random`` when None.
-
-    Raises:
-        ValueError: ``base`` is negative, ``factor`` is below 1, ``max_backoff`` is below ``base``,
-            or either is not finite.
+    :param base: delay before the first retry without jitter, in seconds (>= 0).
+    :param factor: growth per retry (>= 1).
+    :param max_backoff: largest delay, in seconds (>= base).
+    :param jitter: draw the delay from ``[0, capped)`` instead of using ``capped``.
+    :param rng: source of randomness; the module's shared ``random.Random`` when None.
+    :raises ValueError: when ``base`` is negative, ``factor`` is below 1, ``max_backoff`` is
+        below ``base``, or one of the three is not finite.
     """
 
     __slots__ = ("base", "factor", "max_backoff", "jitter", "_random")
@@ -108,11 +102,8 @@ class ExponentialBackoff(BackoffStrategy):
     def calculate_backoff(self, retry_count: int) -> float:
         """Return the delay in seconds before retry number ``retry_count + 1``.
 
-        Args:
-            retry_count: retries already made; 0 asks for the delay before the first retry.
-
-        Raises:
-            ValueError: ``retry_count`` is negative.
+        :param retry_count: retries already made; 0 asks for the delay before the first retry.
+        :raises ValueError: when ``retry_count`` is negative.
         """
         _check_retry_count(retry_count)
         capped = _grown(self.base, self.factor, retry_count, self.max_backoff)
@@ -137,15 +128,12 @@ class DecorrelatedJitterBackoff(BackoffStrategy):
     often); ``jitter_cap=0`` gives ``min(max_backoff, base * 3 ** (retry_count + 1))``. With
     ``base == 0`` every delay is 0.
 
-    Args:
-        base: smallest delay and the first ``prev``, in seconds (>= 0).
-        max_backoff: largest delay, in seconds (>= base).
-        jitter_cap: largest width of the random draw, in seconds (>= 0), or None for no bound.
-        rng: source of randomness; the module's shared ``random.Random`` when None.
-
-    Raises:
-        ValueError: ``base`` or ``jitter_cap`` is negative, ``max_backoff`` is below ``base``, or
-            either is not finite.
+    :param base: smallest delay and the first ``prev``, in seconds (>= 0).
+    :param max_backoff: largest delay, in seconds (>= base).
+    :param jitter_cap: largest width of the random draw, in seconds (>= 0), or None for no bound.
+    :param rng: source of randomness; the module's shared ``random.Random`` when None.
+    :raises ValueError: when ``base`` or ``jitter_cap`` is negative, ``max_backoff`` is below
+        ``base``, or ``base`` or ``max_backoff`` is not finite.
     """
 
     __slots__ = ("base", "max_backoff", "jitter_cap", "_random", "_previous")
@@ -170,11 +158,8 @@ class DecorrelatedJitterBackoff(BackoffStrategy):
     def calculate_backoff(self, retry_count: int) -> float:
         """Return the next delay in seconds; ``retry_count == 0`` starts a new sequence.
 
-        Args:
-            retry_count: retries already made; 0 asks for the delay before the first retry.
-
-        Raises:
-            ValueError: ``retry_count`` is negative.
+        :param retry_count: retries already made; 0 asks for the delay before the first retry.
+        :raises ValueError: when ``retry_count`` is negative.
         """
         _check_retry_count(retry_count)
         previous = self.base if retry_count == 0 else self._previous
@@ -204,15 +189,12 @@ class AdaptiveBackoff(BackoffStrategy):
     ``[ceiling / 2, ceiling]`` ("equal jitter"), so it never drops to nothing and a higher
     failure rate moves the whole range up.
 
-    Args:
-        base: delay ceiling before the first retry at failure rate 0, in seconds (>= 0).
-        max_backoff: largest delay, in seconds (>= base).
-        window_size: how many recent outcomes the failure rate counts (>= 1).
-        rng: source of randomness; the module's shared ``random.Random`` when None.
-
-    Raises:
-        ValueError: ``base`` is negative, ``max_backoff`` is below ``base``, either is not
-            finite, or ``window_size`` is below 1.
+    :param base: delay ceiling before the first retry at failure rate 0, in seconds (>= 0).
+    :param max_backoff: largest delay, in seconds (>= base).
+    :param window_size: how many recent outcomes the failure rate counts (>= 1).
+    :param rng: source of randomness; the module's shared ``random.Random`` when None.
+    :raises ValueError: when ``base`` is negative, ``max_backoff`` is below ``base``, either is
+        not finite, or ``window_size`` is below 1.
     """
 
     __slots__ = ("base", "max_backoff", "window_size", "_random", "_outcomes", "_failures")
@@ -262,11 +244,8 @@ class AdaptiveBackoff(BackoffStrategy):
     def calculate_backoff(self, retry_count: int) -> float:
         """Return the delay in seconds before retry number ``retry_count + 1``.
 
-        Args:
-            retry_count: retries already made; 0 asks for the delay before the first retry.
-
-        Raises:
-            ValueError: ``retry_count`` is negative.
+        :param retry_count: retries already made; 0 asks for the delay before the first retry.
+        :raises ValueError: when ``retry_count`` is negative.
         """
         _check_retry_count(retry_count)
         stretch = 1.0 + self._FAILURE_WEIGHT * self.failure_rate

@@ -224,3 +224,16 @@ async def test_an_open_circuit_breaker_stops_requests_before_the_mock() -> None:
             await client.get("http://api.test/")
     assert caught.value.host == "api.test"
     assert transport.call_count == 2
+
+
+async def test_default_fields_outside_latin_1_are_encoded_as_a_requests_own() -> None:
+    """A default field's value outside Latin-1 raised UnicodeEncodeError from Client(); a
+    request's own goes out in UTF-8, and now so does a default one. A name outside Latin-1 is
+    refused as any invalid name is."""
+    transport = MockTransport(lambda request: MockResponse(200))
+    async with Client(transport=transport, headers={"X-Default": "€"}) as client:
+        await client.get("https://a.test/", headers={"X-Own": "€"})
+    raw = dict(transport.calls[0].headers.raw)
+    assert raw[b"X-Default"] == raw[b"X-Own"] == "€".encode()
+    with pytest.raises(hyperhttp.LocalProtocolError):
+        Client(transport=transport, headers={"X-€": "1"})
