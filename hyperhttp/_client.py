@@ -21,9 +21,9 @@ from typing import (
 )
 from urllib.parse import urlencode
 
-from ._auth import Auth, AuthTypes, to_auth, url_auth
+from ._auth import Auth, AuthTypes, to_auth
 from ._compat import json_dumps
-from ._cookies import Cookies, CookiesInput, cookie_field, merged_cookie_field
+from ._cookies import Cookies, CookiesInput, cookie_field
 from ._decoders import accept_encoding
 from ._headers import Headers, HeadersInput, check_header_name, check_header_value
 from ._models import BodyLimits, Response
@@ -39,9 +39,9 @@ from ._options import (
     form_pairs,
     verb,
 )
-from ._redirects import discard, redirect_request
 from ._request import Request, RequestContent, classify, frame_body, method_bytes
-from ._resilience import Attempt, Resilience
+from ._resilience import Resilience
+from ._sending import Sending
 from ._timeout import TimeoutTypes, to_timeout
 from ._transport import Transport
 from ._url import URL, QueryParams
@@ -51,8 +51,6 @@ from .errors.retry import RetryPolicy
 from .errors.telemetry import ErrorTelemetry
 from .exceptions import (
     InvalidURL,
-    PoolClosed,
-    TooManyRedirects,
 )
 from .net.dns import Resolver
 from .net.pool import ConnectionPool
@@ -73,7 +71,7 @@ _JSON = (b"Content-Type", b"application/json")
 _NO_FIELDS: list[tuple[bytes, bytes]] = []  # shared, never changed
 
 
-class Client:
+class Client(Sending):
     """An HTTP client. Reuse one for the life of the program: it owns the connection pool.
 
     ``async with Client() as client`` closes it on exit; otherwise call ``await client.aclose()``.
@@ -303,12 +301,26 @@ class Client:
     # Without keyword arguments a verb builds and sends itself: one coroutine fewer per request.
 
     get = verb("GET")
+    """``await client.get(url, **options)``: send a GET request; the options are those of
+    ``request``."""
     head = verb("HEAD")
+    """``await client.head(url, **options)``: send a HEAD request; the options are those of
+    ``request``."""
     options = verb("OPTIONS")
+    """``await client.options(url, **options)``: send an OPTIONS request; the options are those of
+    ``request``."""
     delete = verb("DELETE")
+    """``await client.delete(url, **options)``: send a DELETE request; the options are those of
+    ``request``."""
     post = verb("POST")
+    """``await client.post(url, **options)``: send a POST request; the options are those of
+    ``request``."""
     put = verb("PUT")
+    """``await client.put(url, **options)``: send a PUT request; the options are those of
+    ``request``."""
     patch = verb("PATCH")
+    """``await client.patch(url, **options)``: send a PATCH request; the options are those of
+    ``request``."""
 
     def stream(
         self, method: str, url: str | URL, **options: Unpack[RequestOptions]
@@ -388,171 +400,6 @@ class Client:
             timeout=timeout,
         )
         return await self.send(request, follow_redirects=follow_redirects, auth=auth, retry=retry)
-
-    async def send(
-        self,
-        request: Request,
-        *,
-        follow_redirects: bool = UNSET,
-        auth: AuthTypes = UNSET,
-        retry: bool = True,
-    ) -> Response:
-        """Send a Request built by ``build_request`` (or by hand).
-
-        The pipeline, outermost first: redirects, then the auth flow (per hop), then per network
-        attempt the cookie jar, the event hooks and the transport. What is not in use costs a
-        flag test.
-
-        :param request: the request to send.
-        :param follow_redirects: whether to follow redirects, instead of the Client's setting.
-        :param auth: the authentication of this request, instead of the Client's.
-        :param retry: False sends the request once, whatever the Client's retry policy.
-        :raises PoolClosed: when the Client has been closed.
-        :raises LocalProtocolError: when a field set by a hook, an auth flow or the cookie jar is
-            invalid.
-        :raises TooManyRedirects: when more than ``max_redirects`` redirects are followed.
-        :raises StreamConsumed: when a redirect needs the body again and it was a one-shot
-            stream.
-        :raises CircuitBreakerOpen: when the host's circuit breaker refuses the request.
-        :raises RetryError: when the retry policy gives up after retrying, or on a status it
-            retries.
-        :raises TransportError: when the connection, TLS, the proxy, DNS or a timeout fails.
-        """
-        if self._closed:
-            raise PoolClosed("the client has been closed")
-        url = request.url
-        follow = self.follow_redirects if follow_redirects is UNSET else follow_redirects
-        if (
-            auth is UNSET
-            and self._auth is None
-            and not self._request_hooks
-            and not self._response_hooks
-            and self._resilience is None
-            and not (url.username or url.password)
-        ):
-            # The jar and the transport, and redirects when they come: no extra coroutine for
-            # a response that is not one (a crawler's every page).
-            user_cookie = None
-            jar = self._jar._cookies
-            if jar:
-                if follow:
-                    user_cookie = request.headers.get("cookie")
-                self._add_cookies(request)
-            response = await self._transport.handle_async_request(request)
-            if self._limits is not None:
-                response.limits = self._limits
-            values = response.field_values(b"set-cookie")
-            if values:
-                self._cookies.extract(response, request, values)
-            if follow and response.is_redirect:
-                if not jar:  # the field is still the request's own
-                    user_cookie = request.headers.get("cookie")
-                return await self._send_following(
-                    request, None, self._send_once, response, user_cookie
-                )
-            return response
-        flow = self._auth if auth is UNSET else to_auth(auth)
-        if flow is None and (url.username or url.password):
-            flow = url_auth(url)
-        attempt: Attempt = self._send_once
-        if self._resilience is not None:
-            attempt = self._resilience.wrap(self._send_once, retry)
-        if follow:
-            return await self._send_following(request, flow, attempt)
-        if flow is not None:
-            return await self._send_with_auth(request, flow, attempt)
-        return await attempt(request)
-
-    async def _send_once(self, request: Request) -> Response:
-        """One network attempt: cookies from the jar, request hooks, transport, Set-Cookie,
-        response hooks."""
-        cookies = self._cookies
-        self._add_cookies(request)
-        if self._request_hooks:
-            for hook in self._request_hooks:
-                result = hook(request)
-                if inspect.isawaitable(result):
-                    await result
-        response = await self._transport.handle_async_request(request)
-        if self._limits is not None:
-            response.limits = self._limits
-        values = response.field_values(b"set-cookie")
-        if values:
-            cookies.extract(response, request, values)
-        if self._response_hooks:
-            try:
-                for hook in self._response_hooks:
-                    result = hook(response)
-                    if inspect.isawaitable(result):
-                        await result
-            except BaseException:
-                await response.aclose()
-                raise
-        return response
-
-    def _add_cookies(self, request: Request) -> None:
-        """The jar's cookies for ``request`` in its Cookie field; its own win over the jar's of
-        the same name."""
-        value = self._cookies.header_for(request)
-        if value:
-            headers = request.headers
-            headers["Cookie"] = merged_cookie_field(value, headers.get("cookie"))
-
-    async def _send_with_auth(self, request: Request, auth: Auth, attempt: Attempt) -> Response:
-        flow = auth.async_auth_flow(request)
-        try:
-            request = await flow.__anext__()
-            while True:
-                response = await attempt(request)
-                if auth.requires_response_body:
-                    await response.aread()
-                try:
-                    request = await flow.asend(response)
-                except StopAsyncIteration:
-                    return response
-                except BaseException:
-                    await response.aclose()
-                    raise
-                await discard(response)
-        finally:
-            await flow.aclose()
-
-    async def _send_following(
-        self,
-        request: Request,
-        auth: Auth | None,
-        attempt: Attempt,
-        response: Response | None = None,
-        user_cookie: str | None = None,
-    ) -> Response:
-        """Send ``request`` and follow the redirects; ``response``: its first response came
-        already (then ``user_cookie`` is the Cookie field it had of its own, before the jar's)."""
-        history: list[Response] = []
-        first_origin = request.url.origin
-        if response is None:
-            user_cookie = request.headers.get("cookie")  # sent again on same-origin hops only
-        while True:
-            if response is None:
-                hop_auth = auth if request.url.origin == first_origin else None
-                if hop_auth is not None:
-                    response = await self._send_with_auth(request, hop_auth, attempt)
-                else:
-                    response = await attempt(request)
-            location = response.headers.get("location") if response.is_redirect else None
-            if location is None:
-                if history:
-                    response.history = history
-                return response
-            if len(history) >= self.max_redirects:
-                await response.aclose()
-                raise TooManyRedirects(
-                    f"more than {self.max_redirects} redirects, the last to {location!r}"
-                )
-            await discard(response)
-            response.history = list(history)
-            history.append(response)
-            request = redirect_request(request, response, location, user_cookie)
-            response = None
 
     def build_request(
         self,
