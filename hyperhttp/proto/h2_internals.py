@@ -57,7 +57,10 @@ from typing import Any, Iterable, Union
 
 import h2.config
 import h2.connection
+import h2.errors
+import h2.exceptions
 import h2.settings
+import hyperframe.frame
 from hpack import (
     Decoder,
     Encoder,
@@ -491,6 +494,35 @@ class LeanH2Connection(h2.connection.H2Connection):
 
     def clear_outbound_data_buffer(self) -> None:
         """Kept (h2 calls it on a received GOAWAY): see the class's docstring."""
+
+    def _receive_frame(self, frame: Any) -> list[Any]:
+        """h2's handling of one received frame, without its trace log's ``repr(frame)``, which
+        h2 builds for every frame whether or not anything logs it (about 1 us a frame).
+
+        The same dispatch and the same answers when a frame names a closed stream: RST_STREAM
+        for a stream the client reset, a connection error otherwise (raised for h2's
+        ``receive_data`` to turn into GOAWAY)."""
+        try:
+            frames, events = self._frame_dispatch_table[frame.__class__](frame)
+        except h2.exceptions.StreamClosedError as exc:
+            if not self._stream_is_closed_by_reset(exc.stream_id):
+                raise
+            self._reset_stream_frame(exc.stream_id, exc.error_code)
+            return list(exc._events)
+        except h2.exceptions.StreamIDTooLowError as exc:
+            if self._stream_is_closed_by_reset(exc.stream_id):
+                self._reset_stream_frame(exc.stream_id, h2.errors.ErrorCodes.STREAM_CLOSED)
+                return []
+            if self._stream_is_closed_by_end(exc.stream_id):
+                raise h2.exceptions.StreamClosedError(exc.stream_id) from exc
+            raise
+        self._prepare_for_sending(frames)
+        return events  # type: ignore[no-any-return]
+
+    def _reset_stream_frame(self, stream_id: int, error_code: Any) -> None:
+        frame = hyperframe.frame.RstStreamFrame(stream_id)
+        frame.error_code = error_code
+        self._prepare_for_sending([frame])
 
     @property
     def open_outbound_streams(self) -> int:

@@ -286,6 +286,58 @@ def test_received_goaway_leaves_streams_below_last_stream_id_working(pair: Pair)
         assert [e.stream_id for e in _of(events, h2.events.StreamReset)] == [3]
 
 
+def test_received_frames_go_through_receive_frame_and_its_dispatch_table(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LeanH2Connection overrides ``_receive_frame`` (h2 calls it from ``receive_data`` for each
+    frame) to skip h2's eager ``repr(frame)``: it dispatches through ``_frame_dispatch_table``
+    (frame class -> handler returning (frames to send, events)) and answers a frame on a closed
+    stream with ``_stream_is_closed_by_reset``/``_stream_is_closed_by_end`` as h2 does: DATA on
+    a stream the client reset gets RST_STREAM(STREAM_CLOSED) and no error; no frame is repr'd."""
+    import hyperframe.frame
+
+    reprs: list[str] = []
+    for kind in (hyperframe.frame.DataFrame, hyperframe.frame.HeadersFrame):
+        monkeypatch.setattr(kind, "__repr__", lambda self: reprs.append("repr") or "frame")
+    with relied_on(
+        "h2.connection.H2Connection.receive_data calling self._receive_frame(frame), and "
+        "_frame_dispatch_table, _stream_is_closed_by_reset, _stream_is_closed_by_end",
+        INTERNALS_PY,
+    ):
+        pair.handshake()
+        client = pair.client
+        assert type(client)._receive_frame is not h2.connection.H2Connection._receive_frame
+        client.counted = 0
+        client.send_headers(1, REQUEST, end_stream=True)
+        pair.to_server()
+        pair.server.send_headers(1, [(b":status", b"200")])
+        reprs.clear()  # (the plain h2 server reprs every frame it receives)
+        events = pair.to_client()
+        assert [e.stream_id for e in _of(events, h2.events.ResponseReceived)] == [1]
+        assert reprs == []
+        client.reset_stream(1, ErrorCodes.CANCEL)
+        pair.to_server()
+        reprs.clear()
+        late = hyperframe.frame.DataFrame(1, data=b"late")
+        events = pair.to_client(late.serialize())  # DATA on the stream the client reset
+        assert events == []
+        client_sent = client.data_to_send()
+        resets = [f for f in _frames(client_sent) if f[0] == 0x3]
+        assert resets == [(0x3, 1, int(ErrorCodes.STREAM_CLOSED).to_bytes(4, "big"))]
+        assert reprs == []  # h2's own _receive_frame reprs every frame it receives
+
+
+def _frames(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(type, stream id, payload) of each frame in ``data``."""
+    found, i = [], 0
+    while i + 9 <= len(data):
+        length = int.from_bytes(data[i : i + 3], "big")
+        stream_id = int.from_bytes(data[i + 5 : i + 9], "big") & 0x7FFFFFFF
+        found.append((data[i + 3], stream_id, data[i + 9 : i + 9 + length]))
+        i += 9 + length
+    return found
+
+
 def test_received_goaway_before_any_stream_keeps_the_idle_state(pair: Pair) -> None:
     """The (IDLE, RECV_GOAWAY) entry we replace: a GOAWAY before our first HEADERS (a server
     shutting down as we connect) must leave the connection able to send (our GOAWAY, credit)."""
