@@ -2,7 +2,7 @@
 tests/unit/test_dependency_contracts.py (and the versions by the bounds in pyproject.toml).
 
 * ``LeanH2Connection``: h2's connection with its GOAWAY handling and its open-stream count
-  changed (see the class);
+  changed, and received frames dispatched without h2's trace-log ``repr`` (see the class);
 * ``start``: the settings we send, set where h2 reads them before ``initiate_connection``, and
   the frame and header-list limits h2 copied at construction;
 * faster HPACK: a memoising decoder and a stateless encoder, drop-in for hpack's (below).
@@ -466,7 +466,8 @@ def install(conn: H2Connection) -> None:
 
 
 class LeanH2Connection(h2.connection.H2Connection):
-    """h2's connection with two changes, both for a client that keeps its own stream accounts.
+    """h2's connection with three changes, the first two for a client that keeps its own stream
+    accounts.
 
     * Streams at or below a GOAWAY's last_stream_id can finish (RFC 9113 section 6.8). h2 closes
       its connection state machine on receiving GOAWAY and then rejects every later frame, so the
@@ -478,6 +479,8 @@ class LeanH2Connection(h2.connection.H2Connection):
       walking every stream it holds, on every new stream: a tenth of the CPU of a small request
       at 64 concurrent streams. h2's walk, which also drops closed streams, still runs once the
       streams it holds outnumber the open ones by more than 32 (amortised: once per 32 streams).
+    * A received frame is dispatched without the ``repr(frame)`` h2 builds for its trace log
+      (``_receive_frame``).
     """
 
     counted = 0
