@@ -378,14 +378,8 @@ class Client(Sending):
         :raises LocalProtocolError: when the method or a field is invalid, or the fields frame
             the body wrongly.
         :raises TypeError: when the body arguments conflict or have the wrong type.
-        :raises PoolClosed: when the Client has been closed.
-        :raises TooManyRedirects: when more than ``max_redirects`` redirects are followed.
-        :raises StreamConsumed: when a redirect needs the body again and it was a one-shot
-            stream.
-        :raises CircuitBreakerOpen: when the host's circuit breaker refuses the request.
-        :raises RetryError: when the retry policy gives up after retrying, or on a status it
-            retries.
-        :raises TransportError: when the connection, TLS, the proxy, DNS or a timeout fails.
+        :raises HyperHTTPError: what ``send`` raises (``PoolClosed``, ``TooManyRedirects``,
+            ``CircuitBreakerOpen``, ``RetryError``, a ``TransportError``, ...).
         """
         request = self.build_request(
             method,
@@ -417,17 +411,9 @@ class Client(Sending):
     ) -> Request:
         """Merge the Client's defaults into a Request, ready for ``send``.
 
-        :param method: the request method, such as ``"GET"``; upper-cased.
-        :param url: an absolute URL, or one relative to ``base_url``.
-        :param params: query parameters, added to the URL's own.
-        :param headers: fields for this request, over the Client's.
-        :param cookies: cookies for this request, unless the fields already have a Cookie field.
-        :param content: the body: bytes, str, a file, an iterable or a ``MultipartEncoder``.
-        :param data: form fields, sent as ``application/x-www-form-urlencoded`` (or with
-            ``files``, as multipart).
-        :param files: file parts, sent as ``multipart/form-data`` with ``data``'s fields.
-        :param json: a value sent as an ``application/json`` body.
-        :param timeout: the timeouts of this request, instead of the Client's.
+        The arguments are those of ``request`` (but ``follow_redirects``, ``retry`` and
+        ``auth``, which are ``send``'s).
+
         :raises InvalidURL: when the URL or ``params`` cannot be requested, or a relative URL
             has no ``base_url`` to join.
         :raises LocalProtocolError: when the method or a field is invalid, or the fields frame
