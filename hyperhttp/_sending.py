@@ -85,11 +85,7 @@ class Sending:
                     user_cookie = request.headers.get("cookie")
                 self._add_cookies(request)
             response = await self._transport.handle_async_request(request)
-            if self._limits is not None:
-                response.limits = self._limits
-            values = response.field_values(b"set-cookie")
-            if values:
-                self._cookies.extract(response, request, values)
+            self._received(request, response)
             if follow and response.is_redirect:
                 if not jar:  # the field is still the request's own
                     user_cookie = request.headers.get("cookie")
@@ -112,7 +108,6 @@ class Sending:
     async def _send_once(self, request: Request) -> Response:
         """One network attempt: cookies from the jar, request hooks, transport, Set-Cookie,
         response hooks."""
-        cookies = self._cookies
         self._add_cookies(request)
         if self._request_hooks:
             for hook in self._request_hooks:
@@ -120,11 +115,7 @@ class Sending:
                 if inspect.isawaitable(result):
                     await result
         response = await self._transport.handle_async_request(request)
-        if self._limits is not None:
-            response.limits = self._limits
-        values = response.field_values(b"set-cookie")
-        if values:
-            cookies.extract(response, request, values)
+        self._received(request, response)
         if self._response_hooks:
             try:
                 for hook in self._response_hooks:
@@ -135,6 +126,14 @@ class Sending:
                 await response.aclose()
                 raise
         return response
+
+    def _received(self, request: Request, response: Response) -> None:
+        """A response head arrived: the Client's body limits on it, its cookies in the jar."""
+        if self._limits is not None:
+            response.limits = self._limits
+        values = response.field_values(b"set-cookie")
+        if values:
+            self._cookies.extract(response, request, values)
 
     def _add_cookies(self, request: Request) -> None:
         """The jar's cookies for ``request`` in its Cookie field; its own win over the jar's of

@@ -270,14 +270,11 @@ async def _open_plain(
             return protocol
         attempts: list[tuple[str, str]] = []
         sock = await _race(loop, interleave(addresses), happy_eyeballs_delay, attempts)
-    where = _where(host, port)
     if sock is None:
-        raise _connect_error(where, attempts)
-    try:
-        _, protocol = await loop.create_connection(protocol_factory, sock=sock)
-    except BaseException as exc:
-        sock.close()
-        raise _mapped(exc, where, tls=False) from exc
+        raise _connect_error(_where(host, port), attempts)
+    _, protocol = await on_socket(
+        protocol_factory, sock, host, port, ssl_context=None, timeout=None
+    )
     return protocol
 
 

@@ -215,26 +215,20 @@ class CachingResolver:
         :raises DNSError: when the name is empty, has no addresses (also from the negative
             cache), or the lookup fails.
         """
-        literal = literal_address(host, port)
-        if literal is not None:
-            return literal
+        answer = self.cached(host, port)  # an IP literal, the hosts file, a fresh answer
+        if answer is not None:
+            return answer
         key = host.lower().rstrip(".")
         if not key:
             raise DNSError("cannot resolve an empty host name")
-        hosts = self._hosts
-        if hosts is not None:
-            listed = hosts.lookup(key)
-            if listed is not None:
-                return [(family, (ip, port)) for family, ip in listed]
         cache = self._cache
         entry = cache.get(key)
         fresh = False
-        if entry is not None:
+        if entry is not None:  # an expired answer, or a negative one (a fresh one was cached's)
             if entry.expires > self._clock():
                 cache.move_to_end(key)
-                if entry.error is not None:
-                    raise DNSError(entry.error)
-                return [(family, (ip, port)) for family, ip in entry.addresses]
+                assert entry.error is not None
+                raise DNSError(entry.error)
             del cache[key]
             fresh = True  # asked before: caches below may still hold the expired answer
         future = self._inflight.get(key)

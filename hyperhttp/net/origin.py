@@ -176,16 +176,20 @@ def fail_late_waiters(origins: Iterable[Origin], now: float) -> float:
     return next_due
 
 
+def _live_head(waiters: deque[Waiter]) -> Waiter | None:
+    """The first live waiter of ``waiters``; served or cancelled ones before it are dropped."""
+    while waiters and waiters[0].future.done():
+        waiters.popleft()
+    return waiters[0] if waiters else None
+
+
 def next_waiter(origin: Origin, waiting: set[Origin]) -> Waiter | None:
     """The origin's longest-waiting live waiter (served or cancelled ones are dropped; an origin
     with none leaves ``waiting``, the set of waiting origins)."""
-    waiters = origin.waiters
-    while waiters and waiters[0].future.done():
-        waiters.popleft()
-    if waiters:
-        return waiters[0]
-    waiting.discard(origin)
-    return None
+    head = _live_head(origin.waiters)
+    if head is None:
+        waiting.discard(origin)
+    return head
 
 
 def oldest_waiter(
@@ -199,11 +203,10 @@ def oldest_waiter(
     oldest: Waiter | None = None
     done: list[Origin] | None = None
     for origin in waiting:
-        waiters = origin.waiters
-        while waiters and waiters[0].future.done():
-            waiters.popleft()
-        if not waiters:  # it leaves ``waiting`` below: not while that is iterated
-            done = [origin] if done is None else [*done, origin]
+        if _live_head(origin.waiters) is None:  # it leaves ``waiting`` below, not mid-iteration
+            if done is None:
+                done = []
+            done.append(origin)
             continue
         if origin is excluding:
             continue

@@ -22,6 +22,7 @@ import ssl
 import sys
 import warnings
 from collections import OrderedDict
+from typing import Any
 
 import certifi
 
@@ -67,15 +68,10 @@ class ResumingContext(ssl.SSLContext):
             ssl_object = super().wrap_bio(incoming, outgoing, server_side, name, session)
         except ValueError:  # a session this context cannot use: without it
             ssl_object = super().wrap_bio(incoming, outgoing, server_side, name)
-        latest = self._latest
-        latest[name] = ssl_object
-        latest.move_to_end(name)
-        if len(latest) > _SESSIONS:
-            latest.popitem(last=False)
+        _remember(self._latest, name, ssl_object)
         return ssl_object
 
     def _session_for(self, name: str) -> ssl.SSLSession | None:
-        sessions = self._sessions
         ssl_object = self._latest.pop(name, None)
         if ssl_object is not None:
             try:
@@ -83,12 +79,18 @@ class ResumingContext(ssl.SSLContext):
             except ValueError:  # still in its handshake ("i2d() failed"): nothing to take
                 session = None
             if session is not None and session.has_ticket:
-                sessions[name] = session
-                sessions.move_to_end(name)
-                if len(sessions) > _SESSIONS:
-                    sessions.popitem(last=False)
+                _remember(self._sessions, name, session)
                 return session
-        return sessions.get(name)
+        return self._sessions.get(name)
+
+
+def _remember(kept: OrderedDict[str, Any], name: str, value: Any) -> None:
+    """``kept[name] = value``, as the most recently used; the least recently used past
+    ``_SESSIONS`` names leaves."""
+    kept[name] = value
+    kept.move_to_end(name)
+    if len(kept) > _SESSIONS:
+        kept.popitem(last=False)
 
 
 def create_ssl_context(
