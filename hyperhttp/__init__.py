@@ -7,10 +7,11 @@ async with hyperhttp.Client() as client:
 
 from __future__ import annotations
 
-from ._auth import Auth, BasicAuth, BearerAuth, DigestAuth, FunctionAuth
+from ._auth import Auth, BasicAuth, BearerAuth, FunctionAuth
 from ._client import Client
 from ._compat import HAS_BROTLI, HAS_ISAL, HAS_ORJSON, HAS_UVLOOP, HAS_ZSTANDARD, install_uvloop
 from ._cookies import Cookies
+from ._digest import DigestAuth
 from ._headers import Headers
 from ._models import Response
 from ._multipart import MultipartEncoder, MultipartFile

@@ -31,8 +31,6 @@ out of its header.
 
 from __future__ import annotations
 
-import asyncio
-import io
 import mimetypes
 import os
 import secrets
@@ -40,11 +38,18 @@ from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
 from contextlib import aclosing
 from typing import IO, Any, AsyncGenerator, AsyncIterator, Union
 
+from ._files import (
+    DEFAULT_CHUNK,
+    file_body,
+    file_size,
+    read_ahead,
+    read_chunks,
+    seekable,
+)
 from .exceptions import StreamConsumed
 
 __all__ = ["MultipartEncoder", "MultipartFile"]
 
-DEFAULT_CHUNK = 1 << 20  # file contents are read and sent in pieces of this size
 _BCHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ")
 _BYTES = (bytes, bytearray, memoryview)
 Piece = Union[bytes, bytearray, memoryview]  # what iterating a body yields
@@ -160,7 +165,7 @@ class _Part:
         """The part's open file, at the position it had when the part was made (if it can seek)."""
         file = self.file
         assert file is not None
-        if self.start > 0 or (self.start == 0 and _seekable(file)):
+        if self.start > 0 or (self.start == 0 and seekable(file)):
             file.seek(self.start)
         return file
 
@@ -170,13 +175,13 @@ class _Part:
             return
         if self.path is not None:
             with open(self.path, "rb") as handle:
-                yield from _read_chunks(handle, chunk_size)
+                yield from read_chunks(handle, chunk_size)
             return
-        yield from _read_chunks(self._rewound(), chunk_size)
+        yield from read_chunks(self._rewound(), chunk_size)
 
     async def achunks(self, chunk_size: int) -> AsyncGenerator[Piece, None]:
         """Like ``chunks``, but a file larger than one chunk is read in a worker thread, one chunk
-        ahead (see ``_read_ahead``), and an async iterable is streamed (once)."""
+        ahead (see ``read_ahead``), and an async iterable is streamed (once)."""
         if self.stream is None and (
             self.data is not None or (self.size is not None and self.size <= chunk_size)
         ):
@@ -187,9 +192,9 @@ class _Part:
         if self.stream is not None:
             source = self._streamed()
         elif self.path is not None:
-            source = _read_ahead(open(self.path, "rb"), chunk_size, owned=True)
+            source = read_ahead(open(self.path, "rb"), chunk_size, owned=True)
         else:
-            source = _read_ahead(self._rewound(), chunk_size, owned=False)
+            source = read_ahead(self._rewound(), chunk_size, owned=False)
         async with aclosing(source) as pieces:  # closed now if the body stops early
             async for piece in pieces:
                 yield piece
@@ -224,72 +229,6 @@ def _consumed(name: str) -> StreamConsumed:
         f"multipart part {name!r} comes from an async iterable that was already read: it cannot "
         "be sent again (build a new MultipartEncoder with a fresh iterable)"
     )
-
-
-async def _read_ahead(
-    handle: IO[bytes], chunk_size: int, owned: bool
-) -> AsyncGenerator[bytes, None]:
-    """A file's chunks, read in a worker thread one chunk ahead, so reading the disk overlaps
-    sending the previous chunk. An ``owned`` handle is closed at the end (after a read still in
-    flight, if the consumer stopped early)."""
-    loop = asyncio.get_running_loop()
-    read = handle.read
-    pending: asyncio.Future[bytes] | None = loop.run_in_executor(None, read, chunk_size)
-    try:
-        while pending is not None:
-            chunk = _binary(await pending)
-            if not chunk:
-                pending = None
-                break
-            pending = loop.run_in_executor(None, read, chunk_size)
-            yield chunk
-    finally:
-        if owned:
-            if pending is not None and not pending.done():
-                pending.add_done_callback(lambda _: handle.close())
-            else:
-                handle.close()
-
-
-def _binary(chunk: Any) -> bytes:
-    if isinstance(chunk, str):
-        raise TypeError("files must be opened in binary mode ('rb')")
-    return chunk  # type: ignore[no-any-return]
-
-
-def _seekable(file: IO[bytes]) -> bool:
-    try:
-        return bool(file.seekable())
-    except (AttributeError, ValueError):
-        return False
-
-
-def _read_chunks(handle: IO[bytes], chunk_size: int) -> Iterator[bytes]:
-    read = handle.read
-    while True:
-        chunk = _binary(read(chunk_size))
-        if not chunk:
-            return
-        yield chunk
-
-
-def _file_size(file: IO[bytes]) -> int | None:
-    """Bytes left to read in a regular file from its position, or None when that is unknown."""
-    try:
-        fileno = file.fileno()
-        stat = os.fstat(fileno)
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        if isinstance(file, io.BytesIO):
-            return len(file.getbuffer()) - file.tell()
-        return None
-    import stat as stat_module
-
-    if not stat_module.S_ISREG(stat.st_mode):
-        return None
-    try:
-        return max(stat.st_size - file.tell(), 0)
-    except (OSError, ValueError):
-        return None
 
 
 class MultipartEncoder:
@@ -470,7 +409,7 @@ class MultipartEncoder:
                 base = os.path.basename(raw_name) if isinstance(raw_name, str) else ""
                 filename = base or "upload"
             head = self._file_head(name, filename, content_type)
-            known = size if size is not None else _file_size(content)
+            known = size if size is not None else file_size(content)
             self._parts.append(_Part(name, head, file=content, size=known))
         elif hasattr(content, "__aiter__"):
             head = self._file_head(name, filename if named else "upload", content_type)
@@ -567,32 +506,6 @@ def _guess(filename: str | None) -> str:
         if guessed:
             return guessed
     return "application/octet-stream"
-
-
-def file_body(
-    file: Any, chunk_size: int = DEFAULT_CHUNK
-) -> tuple[Iterable[bytes] | AsyncIterator[bytes], int | None]:
-    """A request body read from an open binary file (sync, or async like aiofiles), and its
-    length from the current position when that can be known (a regular file, BytesIO). A sync
-    file larger than one chunk is read like a multipart file part: in a worker thread, one chunk
-    ahead."""
-    import inspect
-
-    read = file.read
-    size = _file_size(file)
-    if inspect.iscoroutinefunction(read):
-
-        async def read_async() -> AsyncIterator[bytes]:
-            while True:
-                chunk = _binary(await read(chunk_size))
-                if not chunk:
-                    return
-                yield chunk
-
-        return read_async(), size
-    if size is not None and size <= chunk_size:
-        return _read_chunks(file, chunk_size), size
-    return _read_ahead(file, chunk_size, owned=False), size
 
 
 def stream_for(content: Any) -> tuple[Any, int | None, str | None] | None:

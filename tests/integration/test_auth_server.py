@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 import hyperhttp
-from hyperhttp._auth import Auth, BasicAuth, BearerAuth, DigestAuth, FunctionAuth, url_auth
+from hyperhttp._auth import Auth, BasicAuth, BearerAuth, FunctionAuth, url_auth
+from hyperhttp._digest import DigestAuth
 from tests.servers.auth_app import AuthApp
 from tests.servers.hypercorn_app import HypercornServer
 

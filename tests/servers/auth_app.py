@@ -1,6 +1,6 @@
 """An ASGI app (no framework) that checks Basic, Bearer and Digest credentials itself.
 
-The Digest side is written from RFC 7616 independently of ``hyperhttp/_auth.py``: it issues
+The Digest side is written from RFC 7616 independently of ``hyperhttp/_digest.py``: it issues
 challenges, parses the answer with its own reader, recomputes the response hash, and checks the
 nonce count, so a client bug cannot be mirrored by the server.
 

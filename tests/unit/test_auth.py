@@ -10,18 +10,8 @@ from collections.abc import Generator, Iterator
 import pytest
 
 import hyperhttp
-from hyperhttp._auth import (
-    Auth,
-    BasicAuth,
-    BearerAuth,
-    DigestAuth,
-    DigestChallenge,
-    FunctionAuth,
-    digest_authorization,
-    parse_challenges,
-    to_auth,
-    url_auth,
-)
+from hyperhttp._auth import Auth, BasicAuth, BearerAuth, FunctionAuth, to_auth, url_auth
+from hyperhttp._digest import DigestAuth, DigestChallenge, digest_authorization, parse_challenges
 from hyperhttp._models import Response
 from hyperhttp._request import Request
 
