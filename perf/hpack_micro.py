@@ -40,8 +40,8 @@ import hpack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hyperhttp.proto import h2_internals as _hpack  # noqa: E402
-from hyperhttp.proto.h2_internals import CachingDecoder, StatelessEncoder  # noqa: E402
+from hyperhttp.proto import h2_hpack as _hpack  # noqa: E402
+from hyperhttp.proto.h2_hpack import CachingDecoder, StatelessEncoder  # noqa: E402
 
 # Second and later HEADERS blocks of nginx/1.22.1 for GET /bytes/200 (a 200-byte file):
 # :status 200, server, date, content-type, content-length, last-modified, etag, accept-ranges.

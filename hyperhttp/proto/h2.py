@@ -55,6 +55,7 @@ from .base import (
 )
 from .deadline import LazyTimer
 from .h2_events import H2Events
+from .h2_fast import H2Fast
 from .h2_fields import request_fields
 from .h2_internals import client_connection, start
 from .h2_stream import H2Body, StreamState
@@ -74,10 +75,11 @@ _HIGHEST_STREAM_ID = 2**31 - 1
 Header = tuple[bytes, bytes]
 
 
-class H2Connection(H2Events, asyncio.BufferedProtocol):
+class H2Connection(H2Events, H2Fast, asyncio.BufferedProtocol):
     """One HTTP/2 connection: many concurrent requests, each on its own stream."""
 
     multiplexed = True
+    fast_path = True  # requests without a body, and what comes back for them, skip h2 (h2_fast)
 
     def __init__(
         self,
@@ -98,6 +100,11 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
         self._transport: Any = None
         self._scheme = scheme  # :scheme of its requests
         self._h2 = client_connection(limits.max_size)
+        self._remote_limit = self._h2.remote_settings.max_concurrent_streams
+        self._stream_window = STREAM_WINDOW
+        self._pending: bytearray | None = None  # the start of a frame not all received yet
+        self._h2_block = False
+        self._fast_block: list[Any] | None = None
         self._streams: dict[int, StreamState] = {}
         self._max_streams = 1  # until the server's SETTINGS say otherwise
         self._settings_received = False
@@ -209,7 +216,10 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
         self._streams[stream_id] = stream
         conn.counted = len(self._streams) - 1  # the others still open, for h2's limit check
         try:
-            conn.send_headers(stream_id, headers, end_stream=body is None)
+            if body is None and self.fast_path:
+                self._open_fast(stream, headers)
+            else:
+                conn.send_headers(stream_id, headers, end_stream=body is None)
         except h2.exceptions.TooManyStreamsError as exc:  # the server lowered its limit
             self._release(stream)
             raise StreamNotProcessed(f"the server allows no more streams now: {exc}") from exc
@@ -402,6 +412,11 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self.fast_path:
+            self._receive(self._buffer[:nbytes])
+            if self._h2.queued:
+                self._schedule_flush()
+            return
         try:
             events = self._h2.receive_data(self._buffer[:nbytes])
         except h2.exceptions.ProtocolError as exc:
@@ -414,6 +429,14 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
             if handler is not None:
                 handler(event)
         self._schedule_flush()
+
+    def _protocol_error(self, exc: h2.exceptions.ProtocolError, sent: bool = False) -> None:
+        """A protocol error found on the fast path (or by h2 there, which ``sent`` its GOAWAY):
+        GOAWAY as h2 sends it, every stream fails."""
+        if not sent:
+            self._h2.terminate(exc)
+        self._write_out()
+        self._shut(RemoteProtocolError(f"HTTP/2 protocol error from the server: {exc}"))
 
     def eof_received(self) -> bool | None:
         return False
@@ -442,7 +465,11 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
         stream = self._streams.get(stream_id) if stream_id else None
         if stream is not None and not stream.received_end:
             stream.unacked += size
-            if stream.unacked >= STREAM_WINDOW // 4:
+            if stream.unacked >= STREAM_WINDOW // 4 and stream.fast:
+                self._grant_fast(stream, stream.unacked)
+                stream.unacked = 0
+                granted = True
+            elif stream.unacked >= STREAM_WINDOW // 4:
                 try:
                     conn.increment_flow_control_window(stream.unacked, stream_id)
                     granted = True
@@ -456,7 +483,12 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
         """We give up on a stream: RST_STREAM, and its place is free."""
         if stream.id not in self._streams:
             return
-        if not self._closed:
+        if self._closed:
+            pass
+        elif stream.fast:
+            self._reset_fast(stream, code)
+            self._schedule_flush()
+        else:
             try:
                 self._h2.reset_stream(stream.id, code)
             except h2.exceptions.ProtocolError:
@@ -482,6 +514,8 @@ class H2Connection(H2Events, asyncio.BufferedProtocol):
     def _release(self, stream: StreamState) -> None:
         if self._streams.pop(stream.id, None) is None:
             return
+        if stream.closed_by is not None:
+            self._h2.closed(stream.id, stream.closed_by)  # a fast stream: h2 answers late frames
         wake(stream.window_waiter)  # a body waiting for window stops: the stream is over
         self._in_use -= 1
         self._place_freed()

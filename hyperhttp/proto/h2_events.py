@@ -43,6 +43,7 @@ class H2Events:
     _timed: bool
     _transport: Any
     _on_lost: Callable[[], None]
+    _remote_limit: int
 
     def _reset(self, stream: StreamState, code: ErrorCodes) -> None:
         raise NotImplementedError
@@ -60,7 +61,10 @@ class H2Events:
         raise NotImplementedError
 
     def _response_received(self, event: h2.events.ResponseReceived) -> None:
-        stream = self._streams.get(event.stream_id)
+        self._on_response(event.stream_id, event.headers, event.stream_ended is not None)
+
+    def _on_response(self, stream_id: int, headers: list[Header], ended: bool) -> None:
+        stream = self._streams.get(stream_id)
         if stream is None:
             return
         waiter = stream.waiter
@@ -68,7 +72,7 @@ class H2Events:
         if waiter is None or waiter.done():
             return
         try:
-            status, fields = response_fields(event.headers)
+            status, fields = response_fields(headers)
             if len(fields) > self._limits.max_fields:
                 self._too_many("response head")
         except RemoteProtocolError as exc:  # a malformed response: a stream error (RFC 9113 8.1.1)
@@ -78,30 +82,34 @@ class H2Events:
         body = stream.body = H2Body(self, stream.id, stream.read_timeout)
         if self._timed:
             body.stamps = (stream.written_at, perf_counter())
-        if stream.is_head or event.stream_ended is not None:
+        if stream.is_head or ended:
             # A HEAD response has no content (RFC 9110 9.3.2); its stream is over for h2, and
             # its place free, only once END_STREAM came (maybe in an empty DATA frame).
             body.finish()
             stream.body = None
-            if event.stream_ended is not None:
+            if ended:
                 self._remote_ended(stream)
         waiter.set_result((status, "HTTP/2", fields, body))
 
     def _data_received(self, event: h2.events.DataReceived) -> None:
-        stream = self._streams.get(event.stream_id)
-        size = event.flow_controlled_length
+        self._on_data(event.stream_id, event.data, event.flow_controlled_length)
+
+    def _on_data(self, stream_id: int, data: bytes, size: int) -> None:
+        stream = self._streams.get(stream_id)
         body = stream.body if stream is not None else None
         if body is None or body.closed:
             self._consumed(0, size)  # nobody will read it: hand the credit back now
             return
-        data = event.data
         if size != len(data):
-            self._consumed(event.stream_id, size - len(data))  # padding
+            self._consumed(stream_id, size - len(data))  # padding
         if data:
             body.feed(data)
 
     def _stream_ended(self, event: h2.events.StreamEnded) -> None:
-        stream = self._streams.get(event.stream_id)
+        self._on_end(event.stream_id)
+
+    def _on_end(self, stream_id: int) -> None:
+        stream = self._streams.get(stream_id)
         if stream is None or stream.received_end:
             return
         body = stream.body
@@ -120,13 +128,16 @@ class H2Events:
             wake(stream.window_waiter)
 
     def _trailers_received(self, event: h2.events.TrailersReceived) -> None:
+        self._on_trailers(event.stream_id, event.headers)
+
+    def _on_trailers(self, stream_id: int, headers: list[Header]) -> None:
         """Trailer fields go to the body's own list, never to the head's (RFC 9110 6.5)."""
-        stream = self._streams.get(event.stream_id)
+        stream = self._streams.get(stream_id)
         body = stream.body if stream is not None else None
         if stream is None or body is None:
             return
         try:
-            fields = trailer_fields(event.headers)
+            fields = trailer_fields(headers)
             if len(fields) > self._limits.max_fields:
                 self._too_many("trailer section")
         except RemoteProtocolError as exc:
@@ -141,20 +152,22 @@ class H2Events:
         raise RemoteProtocolError(f"the {what} has more than {self._limits.max_fields} fields")
 
     def _stream_reset(self, event: h2.events.StreamReset) -> None:
-        stream = self._streams.get(event.stream_id)
+        self._on_reset(event.stream_id, event.error_code)
+
+    def _on_reset(self, stream_id: int, code: Any) -> None:
+        stream = self._streams.get(stream_id)
         if stream is None:
             return
-        code = event.error_code
         name = getattr(code, "name", str(code))
         if stream.received_end:
             self._release(stream)  # the response is complete; the server stopped our upload
             return
         if code == ErrorCodes.REFUSED_STREAM and stream.waiter is not None:
             error: Exception = StreamNotProcessed(
-                f"the server refused stream {event.stream_id} (REFUSED_STREAM)"
+                f"the server refused stream {stream_id} (REFUSED_STREAM)"
             )
         else:
-            error = RemoteProtocolError(f"the server reset stream {event.stream_id} ({name})")
+            error = RemoteProtocolError(f"the server reset stream {stream_id} ({name})")
         self._fail_stream(stream, error)
 
     def _window_updated(self, event: h2.events.WindowUpdated) -> None:
@@ -168,7 +181,7 @@ class H2Events:
 
     def _settings_changed(self, event: h2.events.RemoteSettingsChanged) -> None:
         self._settings_received = True
-        limit = self._h2.remote_settings.max_concurrent_streams
+        limit = self._remote_limit = self._h2.remote_settings.max_concurrent_streams
         previous = self._max_streams
         self._max_streams = min(limit, MAX_STREAMS)
         if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:

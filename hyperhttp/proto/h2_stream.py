@@ -1,7 +1,8 @@
 """One HTTP/2 stream as the connection keeps it, and the body that hands its credit back.
 
 ``StreamState`` is a stream's bookkeeping beside h2's own state (the waiter for its response
-head, its body, its read deadline, whether our side is still sending); ``H2Body`` is a response
+head, its body, its read deadline, whether our side is still sending), and for a stream of the
+fast path, which h2 does not run, the state h2 would keep (windows, content length); ``H2Body`` is a response
 body that grants flow-control credit back to the server as the reader takes bytes.
 """
 
@@ -52,6 +53,13 @@ class StreamState:
         "unacked",
         "is_head",
         "written_at",
+        "fast",
+        "recv_window",
+        "send_window",
+        "head_seen",
+        "expected",
+        "received",
+        "closed_by",
     )
 
     def __init__(self, stream_id: int, waiter: asyncio.Future[ResponseHead]) -> None:
@@ -66,3 +74,11 @@ class StreamState:
         self.unacked = 0
         self.is_head = False
         self.written_at = 0.0  # when the request was sent, for the owner's timings
+        # The fast path's own accounts of a stream h2 does not run (proto/h2_fast.py):
+        self.fast = False
+        self.recv_window = 0  # flow control: what the server may still send
+        self.send_window = 0  # what the server allows us to send (tracked for its overflow check)
+        self.head_seen = False  # the final response head came
+        self.expected: int | None = None  # its content-length
+        self.received = 0  # DATA bytes received
+        self.closed_by: Any = None  # how it closed (h2's StreamClosedBy)

@@ -39,7 +39,7 @@ INTERNALS_PY = "hyperhttp/proto/h2_internals.py"
 _OUR_IMPORT_ERROR: BaseException | None = None
 try:  # a moved private module must not hide every message below behind one collection error
     from hyperhttp.proto import h2 as h2proto
-    from hyperhttp.proto import h2_internals as _hpack
+    from hyperhttp.proto import h2_hpack as _hpack
     from hyperhttp.proto.h2_internals import LeanH2Connection
 except Exception as exc:  # pragma: no cover - only with an incompatible h2 or hpack
     _OUR_IMPORT_ERROR = exc
@@ -336,6 +336,104 @@ def _frames(data: bytes) -> list[tuple[int, int, bytes]]:
         found.append((data[i + 3], stream_id, data[i + 9 : i + 9 + length]))
         i += 9 + length
     return found
+
+
+FAST_PY = "hyperhttp/proto/h2_fast.py (through the hooks of LeanH2Connection)"
+
+
+def test_a_stream_h2_does_not_run_takes_its_id_and_opens_the_connection(pair: Pair) -> None:
+    """``opened``: h2's next stream id is above a fast stream's (``highest_outbound_stream_id``,
+    read by ``get_next_available_stream_id`` and by the check of a new stream's id), and the
+    connection state machine leaves IDLE as ``send_headers`` would leave it; ``queue``: frames
+    appended to ``_data_to_send`` leave after h2's own, from ``data_to_send``."""
+    with relied_on(
+        "h2.connection.H2Connection.highest_outbound_stream_id, state_machine (IDLE -> "
+        "CLIENT_OPEN on SEND_HEADERS), _data_to_send (a bytearray data_to_send empties)",
+        FAST_PY,
+    ):
+        pair.handshake()
+        client = pair.client
+        assert client.state_machine.state is ConnectionState.IDLE
+        client.opened(1)
+        assert client.state_machine.state is ConnectionState.CLIENT_OPEN
+        assert client.get_next_available_stream_id() == 3
+        with pytest.raises(h2.exceptions.StreamIDTooLowError):
+            client.send_headers(1, REQUEST, end_stream=True)
+        from hyperhttp.proto.h2_frames import headers_frames
+
+        client.ping(b"12345678")  # queued by h2 first
+        client.queue(headers_frames(1, client.encoder.encode(REQUEST), True, 16384))
+        assert client.queued > 9
+        events = pair.to_server()
+        assert [type(e).__name__ for e in events] == [
+            "PingReceived",
+            "RequestReceived",
+            "StreamEnded",
+        ]
+        assert client.queued == 0
+
+
+def test_a_closed_stream_h2_never_ran_gets_h2s_answers(pair: Pair) -> None:
+    """``closed``: a stream recorded in ``_closed_streams`` is, for h2, one it closed and cleaned
+    up: late DATA gets RST_STREAM(STREAM_CLOSED) and the connection window back; late HEADERS
+    after END_STREAM is a connection error (STREAM_CLOSED)."""
+    from h2.stream import StreamClosedBy
+    from hyperframe.frame import DataFrame, HeadersFrame
+
+    with relied_on(
+        "h2.connection.H2Connection._closed_streams (stream id -> StreamClosedBy) read by "
+        "_stream_closed_by for streams h2 does not hold",
+        FAST_PY,
+    ):
+        pair.handshake()
+        client = pair.client
+        client.opened(3)
+        client.closed(1, StreamClosedBy.SEND_RST_STREAM)
+        client.closed(3, StreamClosedBy.RECV_END_STREAM)
+        events = client.receive_data(DataFrame(1, b"late").serialize())
+        assert events == []
+        resets = [f for f in _frames(client.data_to_send()) if f[0] == 0x3]
+        assert resets == [(0x3, 1, int(ErrorCodes.STREAM_CLOSED).to_bytes(4, "big"))]
+        block = pair.server.encoder.encode([(b":status", b"200")])
+        with pytest.raises(h2.exceptions.StreamClosedError):
+            client.receive_data(HeadersFrame(3, block, flags=["END_HEADERS"]).serialize())
+
+
+def test_the_connection_window_decoder_and_goaway_the_fast_path_uses(
+    pair: Pair, loop: asyncio.AbstractEventLoop
+) -> None:
+    """``consume_window``: h2's ``_inbound_flow_control_window_manager`` refuses more than the
+    window; ``decode_block``: ``h2.connection._decode_headers`` maps HPACK errors to
+    ProtocolError; ``terminate``: ``_terminate_connection`` queues GOAWAY with the error's code;
+    ``naked_continuation``: h2's own message for a CONTINUATION on an open stream."""
+    with relied_on(
+        "h2.connection.H2Connection._inbound_flow_control_window_manager.window_consumed, "
+        "h2.connection._decode_headers, H2Connection._terminate_connection, h2.stream's "
+        "StreamInputs.RECV_CONTINUATION refused in HALF_CLOSED_LOCAL",
+        FAST_PY,
+    ):
+        from hyperhttp.proto.h2_internals import naked_continuation
+
+        pair.handshake()
+        client = pair.client
+        window = client._inbound_flow_control_window_manager.current_window_size
+        client.consume_window(window)
+        with pytest.raises(h2.exceptions.FlowControlError):
+            client.consume_window(1)
+        block = pair.server.encoder.encode([(b":status", b"204")])
+        assert list(client.decode_block(block)) == [(b":status", b"204")]
+        with pytest.raises(h2.exceptions.ProtocolError):
+            client.decode_block(b"\xff\xff\xff\xff\xff\xff")
+        client.terminate(h2.exceptions.FlowControlError("x"))
+        [goaway] = [f for f in _frames(client.data_to_send()) if f[0] == 0x7]
+        assert goaway[2][4:8] == int(ErrorCodes.FLOW_CONTROL_ERROR).to_bytes(4, "big")
+        other = Pair(loop)
+        other.handshake()
+        other.client.counted = 0
+        other.client.send_headers(1, REQUEST, end_stream=True)
+        with pytest.raises(h2.exceptions.ProtocolError) as refused:
+            other.client.receive_data(b"\x00\x00\x00\x09\x04\x00\x00\x00\x01")
+        assert str(refused.value) == str(naked_continuation())
 
 
 def test_received_goaway_before_any_stream_keeps_the_idle_state(pair: Pair) -> None:

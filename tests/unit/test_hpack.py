@@ -1,4 +1,4 @@
-"""hyperhttp.proto.h2_internals against hpack itself: the same headers, the same errors, bounded caches."""
+"""hyperhttp.proto.h2_hpack against hpack itself: the same headers, the same errors, bounded caches."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from hpack import (
     OversizedHeaderListError,
 )
 
-from hyperhttp.proto import h2_internals as _hpack
-from hyperhttp.proto.h2_internals import CachingDecoder, StatelessEncoder, huffman_encode, install
+from hyperhttp.proto import h2_hpack as _hpack
+from hyperhttp.proto.h2_hpack import CachingDecoder, StatelessEncoder, huffman_encode, install
 
 # A real nginx/1.22.1 response block (GET of a 200-byte file): the first one on a connection starts
 # with a table size update to 0 and marks its literals "incremental indexing".
