@@ -1,6 +1,7 @@
 """Where hyperhttp's per-request time goes: pyinstrument over the benchmark's 200 B load on uvloop.
 
     python perf/profile.py [--seconds 5] [--size 200b]
+    python perf/profile.py --h2            # the h2 scenario: HTTP/2 over TLS, 64 streams
 
 Writes perf/results/profile.txt. For a sampling profile that includes C frames, run the same
 load under py-spy instead:
@@ -28,10 +29,15 @@ def main() -> None:
     parser.add_argument("--size", default="200b", choices=sorted(SIZES))
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--no-pyinstrument", action="store_true")
+    parser.add_argument("--h2", action="store_true", help="HTTP/2 over TLS on one connection")
     args = parser.parse_args()
     ensure_nginx()
-    started = start_server()
+    started = start_server(tls=args.h2, h2=args.h2)
     base_url, server, stop = started.http_url, started.description, started.stop
+    if args.h2:
+        if started.h2_url is None:
+            parser.error("--h2 needs nginx (perf/nginx.py)")
+        base_url = started.h2_url
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     import uvloop
@@ -39,7 +45,14 @@ def main() -> None:
     loop = uvloop.new_event_loop()
     size = SIZES[args.size]
     run = measure(
-        "hyperhttp", f"{base_url}/bytes/{size}", args.concurrency, args.seconds, 0.5, size
+        "hyperhttp",
+        f"{base_url}/bytes/{size}",
+        args.concurrency,
+        args.seconds,
+        0.5,
+        size,
+        ca=started.ca_file if args.h2 else None,
+        http2=args.h2,
     )
     try:
         if args.no_pyinstrument:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing
+from itertools import islice
 from time import perf_counter
 from typing import Any, Callable
 
@@ -71,6 +72,7 @@ MAX_FRAME = (
 )  # the largest frame we accept: fewer, larger DATA frames from servers that use it
 _WRITE_BATCH = 256 * 1024  # DATA queued in h2 before it is written out
 _HIGHEST_STREAM_ID = 2**31 - 1
+_ENDED_KEPT = 4096  # closed fast streams remembered (a late frame on an older one: see h2_fast)
 
 Header = tuple[bytes, bytes]
 
@@ -80,6 +82,7 @@ class H2Connection(H2Events, H2Fast, asyncio.BufferedProtocol):
 
     multiplexed = True
     fast_path = True  # requests without a body, and what comes back for them, skip h2 (h2_fast)
+    index_fields = True  # :authority and a Client's default fields indexed (h2_hpack.request_block)
 
     def __init__(
         self,
@@ -100,11 +103,13 @@ class H2Connection(H2Events, H2Fast, asyncio.BufferedProtocol):
         self._transport: Any = None
         self._scheme = scheme  # :scheme of its requests
         self._h2 = client_connection(limits.max_size)
+        self._h2.encoder.indexing = self.index_fields
         self._remote_limit = self._h2.remote_settings.max_concurrent_streams
         self._stream_window = STREAM_WINDOW
         self._pending: bytearray | None = None  # the start of a frame not all received yet
         self._h2_block = False
         self._fast_block: list[Any] | None = None
+        self._ended: dict[int, Any] = {}  # fast streams closed, and how, until h2 needs to know
         self._streams: dict[int, StreamState] = {}
         self._max_streams = 1  # until the server's SETTINGS say otherwise
         self._settings_received = False
@@ -200,7 +205,6 @@ class H2Connection(H2Events, H2Fast, asyncio.BufferedProtocol):
         if self._closing or self._closed or self._transport is None:
             self.unreserve()
             raise ConnectionNotAvailable()
-        headers = request_fields(request, self._scheme)
         content = request.content
         body: RequestBody = content if content is not None else request.stream
         read_timeout = timeout.read
@@ -217,8 +221,9 @@ class H2Connection(H2Events, H2Fast, asyncio.BufferedProtocol):
         conn.counted = len(self._streams) - 1  # the others still open, for h2's limit check
         try:
             if body is None and self.fast_path:
-                self._open_fast(stream, headers)
+                self._open_fast(stream, request)
             else:
+                headers = request_fields(request, self._scheme)
                 conn.send_headers(stream_id, headers, end_stream=body is None)
         except h2.exceptions.TooManyStreamsError as exc:  # the server lowered its limit
             self._release(stream)
@@ -514,8 +519,12 @@ class H2Connection(H2Events, H2Fast, asyncio.BufferedProtocol):
     def _release(self, stream: StreamState) -> None:
         if self._streams.pop(stream.id, None) is None:
             return
-        if stream.closed_by is not None:
-            self._h2.closed(stream.id, stream.closed_by)  # a fast stream: h2 answers late frames
+        if stream.closed_by is not None:  # a fast stream: kept for h2 to answer late frames
+            ended = self._ended
+            ended[stream.id] = stream.closed_by
+            if len(ended) > _ENDED_KEPT:
+                for stream_id in list(islice(ended, _ENDED_KEPT // 2)):
+                    del ended[stream_id]
         wake(stream.window_waiter)  # a body waiting for window stops: the stream is over
         self._in_use -= 1
         self._place_freed()

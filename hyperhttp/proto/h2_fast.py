@@ -16,9 +16,11 @@ without a body, see ``H2Connection.send``) is run here instead, on bytes:
   its own error;
 * the handlers are the ones h2's events reach (h2_events.py), called in the order h2 would
   emit the events (a response, then its end; data, then its end);
-* a fast stream that ends is recorded in h2 as closed (by END_STREAM or RST_STREAM), so that a
-  frame arriving for it later gets h2's answer for a stream it closed and forgot. A RST_STREAM
-  for such a stream is ignored, as h2 ignores one for a closed stream it still holds.
+* a fast stream that ends is remembered as closed (by END_STREAM or RST_STREAM; the last 2048 to
+  4096 of them), and told to h2 when a frame arrives for it later, so that the frame gets h2's
+  answer for a stream it closed and forgot. A RST_STREAM for such a stream is ignored, as h2
+  ignores one for a closed stream it still holds. (Told at once, each closed stream would cost
+  a write into h2's size-limited dict, a few percent of a small request.)
 
 Differences from h2, none of them on the wire: a frame longer than our SETTINGS_MAX_FRAME_SIZE
 is refused once its header has arrived rather than once all of it has; and the frames before a
@@ -33,6 +35,8 @@ import h2.exceptions
 from h2.errors import ErrorCodes
 from h2.utilities import guard_increment_window
 
+from .base import OutgoingRequest
+from .h2_fields import request_block
 from .h2_frames import (
     ACK,
     CONTINUATION,
@@ -71,12 +75,14 @@ class H2Fast:
     _h2: LeanH2Connection
     _streams: dict[int, StreamState]
     _closed: bool
+    _scheme: bytes
     _remote_limit: int
     _stream_window: int
     _pending: bytearray | None
     _h2_block: bool  # h2 holds a header block awaiting CONTINUATION: every frame goes to h2
     _fast_block: list[Any] | None  # [stream id, flags, fragments] of a fast block in progress
     _handlers: dict[type, Any]
+    _ended: dict[int, Any]  # stream id -> StreamClosedBy of fast streams h2 was not told of yet
 
     # H2Events's handlers, and H2Connection's end of the connection on a protocol error:
     _on_response: Callable[[int, list[Header], bool], None]
@@ -88,7 +94,7 @@ class H2Fast:
 
     # -- out ----------------------------------------------------------------------------------
 
-    def _open_fast(self, stream: StreamState, headers: list[Header]) -> None:
+    def _open_fast(self, stream: StreamState, request: OutgoingRequest) -> None:
         """Send a request without a body on ``stream``: HEADERS with END_STREAM."""
         conn = self._h2
         others = len(self._streams) - 1
@@ -96,7 +102,7 @@ class H2Fast:
             raise h2.exceptions.TooManyStreamsError(
                 f"Max outbound streams is {self._remote_limit}, {others} open"
             )
-        block = conn.encoder.encode(headers)
+        block = request_block(request, self._scheme, conn.encoder)  # type: ignore[arg-type]
         conn.opened(stream.id)
         conn.queue(headers_frames(stream.id, block, True, conn.max_outbound_frame_size))
         stream.fast = True
@@ -162,6 +168,8 @@ class H2Fast:
             if self._fast_block is not None:
                 self._continue_block(view, start, end, kind, flags, stream_id)
             elif stream is None or not stream.fast or self._h2_block:
+                if stream is None and stream_id in self._ended:
+                    conn.closed(stream_id, self._ended.pop(stream_id))  # h2 needs to know now
                 if kind == RST_STREAM and stream is None and self._forgotten(stream_id):
                     pass  # a closed fast stream: ignored, as h2 ignores it on a closed stream
                 else:

@@ -12,8 +12,9 @@ from typing import Iterable
 
 from ..exceptions import RemoteProtocolError
 from .base import FieldBlock, Header, OutgoingRequest
+from .h2_hpack import StatelessEncoder
 
-__all__ = ["request_fields", "response_fields", "trailer_fields"]
+__all__ = ["request_fields", "request_block", "response_fields", "trailer_fields"]
 
 # Fields that are specific to one HTTP/1.1 connection and must not be sent in HTTP/2
 # (RFC 9113 section 8.2.2); Host becomes :authority.
@@ -119,3 +120,18 @@ def request_fields(request: OutgoingRequest, scheme: bytes) -> list[Header]:
     if own:
         fields += _h2_pairs(own)
     return fields
+
+
+def request_block(request: OutgoingRequest, scheme: bytes, encoder: StatelessEncoder) -> bytes:
+    """The header block of ``request``, the same fields as ``request_fields`` gives, encoded by
+    ``encoder.request_block`` (which indexes the connection's constant fields)."""
+    authority, block, own = request.fields
+    return encoder.request_block(
+        request.method_bytes,
+        scheme,
+        authority,
+        request.url.target,
+        block,
+        _shared(block),
+        _h2_pairs(own) if own else own,
+    )

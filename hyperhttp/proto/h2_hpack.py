@@ -369,12 +369,133 @@ HeadersArg = Union[
 
 
 class StatelessEncoder(Encoder):
-    """``hpack.Encoder`` replacement whose output depends only on the header list."""
+    """``hpack.Encoder`` replacement whose output depends only on the header list; and, for the
+    requests of a connection (``request_block``), a dynamic table of its constant fields."""
 
     def __init__(self) -> None:
         super().__init__()  # leaves an unused, always empty ``header_table`` for introspection
         self._table_size = self.header_table.maxsize
         self._size_update_pending = False
+        self.indexing = True  # request_block may index constant fields in the dynamic table
+        self._entries: dict[tuple[bytes, bytes], int] = {}  # field -> its insertion number
+        self._table_used = 0  # their size as RFC 7541 counts it
+        self._heads: dict[Any, tuple[bytes, bytes]] = {}  # encoded constant parts, by request
+
+    def request_block(
+        self,
+        method: bytes,
+        scheme: bytes,
+        authority: bytes,
+        path: bytes,
+        shared: Any,
+        shared_fields: list[tuple[bytes, bytes]],
+        own: list[tuple[bytes, bytes]],
+    ) -> bytes:
+        """A request's header block: the pseudo-fields, then ``shared_fields`` (a list many
+        requests share, ``shared`` its identity), then the request's ``own`` fields, all names
+        lower-case bytes.
+
+        ``:authority`` and the shared fields are the same on most requests of a connection:
+        each is sent once as a literal with incremental indexing (while the peer's table has
+        room for it: SETTINGS_HEADER_TABLE_SIZE, 4096 until it says otherwise) and then as a
+        one- or two-byte index. Never-indexed fields, ``:path`` and the request's own fields are
+        encoded as ``encode`` does. The encoded parts are kept per (method, scheme, authority,
+        shared) while no field is added to the table (an addition moves every index), so a
+        request costs a dict lookup and a join. Once the peer changes its table size, blocks are
+        stateless again (``encode``'s table size update to 0 empties the table)."""
+        if self._size_update_pending or not self.indexing:
+            self._forget()
+            return self.encode(
+                [
+                    (b":method", method),
+                    (b":scheme", scheme),
+                    (b":authority", authority),
+                    (b":path", path),
+                    *shared_fields,
+                    *own,
+                ]
+            )
+        key = (method, scheme, authority, shared)
+        parts = self._heads.get(key)
+        if parts is None:
+            count = len(self._entries)
+            head, kept = self._indexed(
+                ((b":method", method), (b":scheme", scheme), (b":authority", authority))
+            )
+            tail, kept_tail = self._indexed(shared_fields)
+            if len(self._entries) != count:
+                self._heads.clear()  # every index moved
+            elif kept and kept_tail:
+                if len(self._heads) >= 64:
+                    self._heads.clear()
+                self._heads[key] = (head, tail)
+        else:
+            head, tail = parts
+        cache = _field_cache[1]
+        header = (b":path", path)
+        field = cache.get(header)
+        if field is None:
+            field = _encode_field(b":path", path, False, True)
+            if _memoised(b":path", path, False):
+                if len(cache) >= FIELD_CACHE_SIZE:
+                    cache.clear()
+                cache[header] = field
+        if not own:
+            return head + field + tail
+        fields = [head, field, tail]
+        for header in own:
+            name, value = header
+            field = cache.get(header)
+            if field is None:
+                field = _encode_field(name, value, False, True)
+                if _memoised(name, value, name in _NEVER_INDEXED_NAMES):
+                    if len(cache) >= FIELD_CACHE_SIZE:
+                        cache.clear()
+                    cache[header] = field
+            fields.append(field)
+        return b"".join(fields)
+
+    def _indexed(self, fields: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
+        """``fields`` with the dynamic table: an index for a field in it, a literal with
+        incremental indexing for one that fits; and whether the bytes may be kept (no
+        never-indexed field in them)."""
+        entries = self._entries
+        out = []
+        keep = True
+        for field in fields:
+            name, value = field
+            static = _STATIC_FULL.get(field)
+            if static is not None:
+                out.append(bytes((0x80 | static,)))
+                continue
+            if name in _NEVER_INDEXED_NAMES:
+                out.append(_encode_field(name, value, True, True))
+                keep = False
+                continue
+            number = entries.get(field)
+            if number is not None:
+                out.append(_integer(_STATIC_LEN + len(entries) - number, 7, 0x80))
+                continue
+            size = 32 + len(name) + len(value)
+            if self._table_used + size > self._table_size:
+                out.append(_encode_field(name, value, False, True))
+                continue
+            index = _STATIC_NAME.get(name)
+            if index is not None:
+                out.append(_integer(index, 6, 0x40) + _string(value, True))
+            else:
+                out.append(b"\x40" + _string(name, True) + _string(value, True))
+            entries[field] = len(entries)
+            self._table_used += size
+        return b"".join(out), keep
+
+    def _forget(self) -> None:
+        """Stop indexing (the table is emptied by the size update ``encode`` sends)."""
+        if self._entries or self.indexing:
+            self.indexing = False
+            self._entries.clear()
+            self._heads.clear()
+            self._table_used = 0
 
     @property
     def header_table_size(self) -> int:
@@ -397,7 +518,10 @@ class StatelessEncoder(Encoder):
         else:
             items = headers
         cache = _field_cache[1 if huffman else 0]
-        parts = [_SIZE_UPDATE_0] if self._size_update_pending else []
+        parts = []
+        if self._size_update_pending:
+            parts.append(_SIZE_UPDATE_0)
+            self._forget()  # the update empties the peer's table: request_block indexes no more
         append = parts.append
         for header in items:
             cls = header.__class__

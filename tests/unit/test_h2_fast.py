@@ -51,6 +51,10 @@ class Side:
             self._lose,
         )
         self.conn.fast_path = fast
+        # The fast path indexes :authority and shared fields in HPACK's dynamic table, where h2's
+        # path encodes every block alone: compared byte for byte, both encode alone here (the
+        # indexing is checked against a real decoder in test_requests_index_their_constant_fields).
+        self.conn._h2.encoder.indexing = False
         self.transport = FakeTransport()
         self.transport.protocol = self.conn
         self.conn.connection_made(self.transport)  # type: ignore[arg-type]

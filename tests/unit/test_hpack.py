@@ -604,3 +604,86 @@ def test_install_carries_state_over() -> None:
     decoder = conn.decoder
     install(conn)
     assert conn.decoder is decoder
+
+
+# -- request_block: a connection's constant fields in the dynamic table ------------------------
+
+SHARED = [
+    (b"user-agent", b"hyperhttp/3.0"),
+    (b"accept", b"*/*"),
+    (b"accept-encoding", b"gzip, deflate, br, zstd"),
+]
+
+
+def _request(path: bytes, own: list[tuple[bytes, bytes]], shared: Any = SHARED) -> list[Any]:
+    return [
+        (b":method", b"GET"),
+        (b":scheme", b"https"),
+        (b":authority", b"example.com"),
+        (b":path", path),
+        *shared,
+        *own,
+    ]
+
+
+def test_request_blocks_index_the_constant_fields_and_decode_as_the_same_fields() -> None:
+    encoder, decoder = StatelessEncoder(), hpack.Decoder()
+    other_shared = [(b"user-agent", b"other"), (b"x-team", b"a")]
+    sizes = []
+    for i in range(50):
+        shared = other_shared if i % 7 == 3 else SHARED  # a second Client's defaults in between
+        own = [(b"x-request", str(i).encode())] if i % 2 else []
+        block = encoder.request_block(
+            b"GET", b"https", b"example.com", b"/p/%d" % i, id(shared), shared, own
+        )
+        assert decoder.decode(block, raw=True) == _request(b"/p/%d" % i, own, shared), i
+        sizes.append(len(block) - len(str(i)) * (2 if i % 2 else 1))
+    stateless = len(StatelessEncoder().encode(_request(b"/p/", [])))
+    assert sizes[0] > 40  # the first block carries the literals to index
+    assert max(sizes[10:]) < stateless - 30  # later ones refer to them: 1 byte each
+    assert len(decoder.header_table.dynamic_entries) == 6  # authority, 3 + 2 shared fields
+
+
+def test_request_blocks_keep_never_indexed_fields_out_of_the_table() -> None:
+    encoder, decoder = StatelessEncoder(), hpack.Decoder()
+    shared = [*SHARED, (b"authorization", b"Bearer secret")]
+    for _ in range(3):
+        block = encoder.request_block(b"GET", b"https", b"a.test", b"/", id(shared), shared, [])
+        decoded = decoder.decode(block, raw=True)
+        assert decoded == _request(b"/", [], shared)[:2] + [(b":authority", b"a.test")] + [
+            (b":path", b"/"),
+            *shared,
+        ]
+        assert isinstance(decoded[-1], NeverIndexedHeaderTuple)
+    assert all(b"secret" not in value for _, value in decoder.header_table.dynamic_entries)
+
+
+def test_request_blocks_fill_the_table_only_up_to_its_size() -> None:
+    encoder, decoder = StatelessEncoder(), hpack.Decoder()
+    big = [(b"x-big-%d" % i, b"v" * 1000) for i in range(6)]  # 6 x 1040 > 4096
+    for _ in range(3):
+        block = encoder.request_block(b"GET", b"https", b"a.test", b"/", id(big), big, [])
+        assert decoder.decode(block, raw=True)[4:] == big
+    assert decoder.header_table._current_size <= 4096  # noqa: SLF001
+    assert len(decoder.header_table.dynamic_entries) == 4  # authority and three of them
+
+
+@pytest.mark.parametrize("between", ["request_block", "encode"])
+def test_a_table_size_change_stops_indexing_and_empties_the_table(between: str) -> None:
+    encoder, decoder = StatelessEncoder(), hpack.Decoder()
+    for _ in range(2):
+        block = encoder.request_block(b"GET", b"https", b"a.test", b"/", id(SHARED), SHARED, [])
+        assert decoder.decode(block, raw=True)[4:] == SHARED
+    encoder.header_table_size = 100  # the peer's SETTINGS_HEADER_TABLE_SIZE changed
+    if between == "encode":  # a request with a body goes through h2 and encode() first
+        block = encoder.encode(_request(b"/x", []))
+        assert block[0] == 0x20 and decoder.decode(block, raw=True) == _request(b"/x", [])
+    for _ in range(3):
+        block = encoder.request_block(b"GET", b"https", b"a.test", b"/", id(SHARED), SHARED, [])
+        assert decoder.decode(block, raw=True) == _request(b"/", [])[:2] + [
+            (b":authority", b"a.test"),
+            (b":path", b"/"),
+            *SHARED,
+        ]
+    assert decoder.header_table.dynamic_entries == type(decoder.header_table.dynamic_entries)()
+    assert not encoder.indexing
