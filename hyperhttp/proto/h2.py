@@ -417,23 +417,9 @@ class H2Connection(H2Events, H2Fast, asyncio.BufferedProtocol):
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self.fast_path:
-            self._receive(self._buffer[:nbytes])
-            if self._h2.queued:
-                self._schedule_flush()
-            return
-        try:
-            events = self._h2.receive_data(self._buffer[:nbytes])
-        except h2.exceptions.ProtocolError as exc:
-            self._write_out()  # h2 has queued a GOAWAY
-            self._shut(RemoteProtocolError(f"HTTP/2 protocol error from the server: {exc}"))
-            return
-        handlers = self._handlers
-        for event in events:
-            handler = handlers.get(type(event))
-            if handler is not None:
-                handler(event)
-        self._schedule_flush()
+        self._receive(self._buffer[:nbytes])  # frame by frame: h2_fast.py
+        if self._h2.queued:
+            self._schedule_flush()
 
     def _protocol_error(self, exc: h2.exceptions.ProtocolError, sent: bool = False) -> None:
         """A protocol error found on the fast path (or by h2 there, which ``sent`` its GOAWAY):
@@ -519,7 +505,9 @@ class H2Connection(H2Events, H2Fast, asyncio.BufferedProtocol):
     def _release(self, stream: StreamState) -> None:
         if self._streams.pop(stream.id, None) is None:
             return
-        if stream.closed_by is not None:  # a fast stream: kept for h2 to answer late frames
+        if not stream.fast:
+            self._h2.forget(stream.id)  # a closed stream: late frames get the same answers
+        elif stream.closed_by is not None:  # kept for h2 to answer late frames
             ended = self._ended
             ended[stream.id] = stream.closed_by
             if len(ended) > _ENDED_KEPT:

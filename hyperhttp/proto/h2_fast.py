@@ -22,9 +22,15 @@ without a body, see ``H2Connection.send``) is run here instead, on bytes:
   ignores one for a closed stream it still holds. (Told at once, each closed stream would cost
   a write into h2's size-limited dict, a few percent of a small request.)
 
-Differences from h2, none of them on the wire: a frame longer than our SETTINGS_MAX_FRAME_SIZE
-is refused once its header has arrived rather than once all of it has; and the frames before a
-protocol error in the same read take effect (h2 drops their events).
+With the fast path off (``H2Connection.fast_path``) every stream is run by h2, and what the
+socket gives still goes to h2 one frame at a time through the same loop; the results, and the
+bytes on the wire, are the same either way (tests/unit/test_h2_fast.py). Compared with feeding
+h2 whole reads, three things differ: a frame longer than our SETTINGS_MAX_FRAME_SIZE is refused
+once its header has arrived rather than once all of it has; the frames before a protocol error
+in the same read take effect (h2 drops their events); and a stream the client is done with is
+dropped from h2's dict at once (``LeanH2Connection.forget``), where h2 sweeps closed streams now
+and then and, until it does, answers some late frames otherwise (a 1xx block on a closed stream:
+a connection error rather than RST_STREAM).
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ __all__ = ["H2Fast"]
 
 _CONTINUATION_BACKLOG = 64  # frames in one header block, as h2's FrameBuffer allows
 _unpack = HEADER.unpack_from
+_pack = HEADER.pack
 _BY_END = StreamClosedBy.RECV_END_STREAM
 _BY_SENT_RESET = StreamClosedBy.SEND_RST_STREAM
 _BY_RECEIVED_RESET = StreamClosedBy.RECV_RST_STREAM
@@ -118,6 +125,11 @@ class H2Fast:
         self._h2.queue(window_update(stream.id, size))
 
     def _reset_fast(self, stream: StreamState, code: int) -> None:
+        """RST_STREAM for a fast stream, unless the server has ended it (our side was ended by
+        the request's HEADERS, so the stream is closed: no frame may be sent on it, and h2
+        refuses to reset one of its own in that state)."""
+        if stream.closed_by is _BY_END:
+            return
         stream.closed_by = _BY_SENT_RESET
         self._h2.queue(rst_stream(stream.id, code))
 
@@ -131,13 +143,15 @@ class H2Fast:
             view = memoryview(pending)
         else:
             view = data
+        used = len(view)
         try:
             used = self._frames(view)
         except h2.exceptions.ProtocolError as exc:
-            used = len(view)
             self._protocol_error(exc, False)
+        finally:
+            if pending is not None:
+                view.release()  # before the bytearray is resized
         if pending is not None:
-            view.release()
             if used == len(pending):
                 self._pending = None
             else:
@@ -277,9 +291,20 @@ class H2Fast:
             raise h2.exceptions.ProtocolError("Too many continuation frames received.")
         if flags & END_HEADERS:
             self._fast_block = None
+            whole = b"".join(fragments)
             stream = self._streams.get(stream_id)
             if stream is not None:
-                self._block(stream, b"".join(fragments), block[1])
+                self._block(stream, whole, block[1])
+                return
+            # The stream closed meanwhile (reset by the client): the block still goes through
+            # the decoder, whose table follows the server's, by h2, which answers as for a
+            # closed stream of its own.
+            if stream_id in self._ended:
+                self._h2.closed(stream_id, self._ended.pop(stream_id))
+            first = (block[1] & END_STREAM) | END_HEADERS
+            size = len(whole)
+            frame = _pack(size >> 16, size & 0xFFFF, HEADERS, first, stream_id) + whole
+            self._to_h2(memoryview(frame), HEADERS, first)
 
     def _block(self, stream: StreamState, block: bytes, flags: int) -> None:
         """A fast stream's complete header block: a response head, an informational one, or

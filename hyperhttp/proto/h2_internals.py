@@ -69,7 +69,9 @@ class LeanH2Connection(h2.connection.H2Connection):
     buffer so that every frame leaves in order (``queue``), the connection's receive window
     (``consume_window``), the shared HPACK decoder with h2's error mapping (``decode_block``),
     how a stream closed (``closed``: a late frame on it gets h2's answer for a stream it closed
-    and forgot), and the GOAWAY h2 sends on a protocol error (``terminate``).
+    and forgot), and the GOAWAY h2 sends on a protocol error (``terminate``). Streams h2 runs
+    are forgotten as soon as the client is done with them (``forget``), so that late frames get
+    the same answers whoever ran the stream.
     """
 
     counted = 0
@@ -146,6 +148,17 @@ class LeanH2Connection(h2.connection.H2Connection):
         """A stream h2 did not run is closed ``by`` this: h2 answers a late frame on it as on
         a closed stream of its own that it has cleaned up."""
         self._closed_streams[stream_id] = by
+
+    def forget(self, stream_id: int) -> None:
+        """Drop a stream h2 ran that the client is done with, as h2's own sweep does
+        (``_open_streams``): if it is closed, how is recorded; if not (a stream above a GOAWAY's
+        last stream id), it is dropped as implicitly closed. A late frame on it then gets the
+        answer it would get on a fast stream: h2 answers some frames on a stream it still holds
+        otherwise than on one it has forgotten (a 1xx block on a closed stream: a connection
+        error, or RST_STREAM)."""
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None and stream.closed:
+            self._closed_streams[stream_id] = stream.closed_by
 
     def terminate(self, error: h2.exceptions.ProtocolError) -> None:
         """GOAWAY for a protocol error found outside h2, as h2's ``receive_data`` sends it."""

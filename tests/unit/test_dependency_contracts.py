@@ -399,6 +399,39 @@ def test_a_closed_stream_h2_never_ran_gets_h2s_answers(pair: Pair) -> None:
             client.receive_data(HeadersFrame(3, block, flags=["END_HEADERS"]).serialize())
 
 
+def test_a_stream_h2_ran_is_forgotten_as_h2s_own_sweep_forgets_it(pair: Pair) -> None:
+    """``forget``: h2's ``streams`` dict, ``H2Stream.closed`` and ``closed_by``, and
+    ``_closed_streams``, as h2's ``_open_streams`` sweep uses them: a closed stream dropped with
+    how it closed recorded (late DATA: RST_STREAM(STREAM_CLOSED)); an open one dropped as
+    implicitly closed (late HEADERS: a connection error)."""
+    from hyperframe.frame import DataFrame, HeadersFrame
+
+    with relied_on(
+        "h2.connection.H2Connection.streams, H2Stream.closed / .closed_by, _closed_streams "
+        "(h2's _open_streams sweep)",
+        FAST_PY,
+    ):
+        pair.handshake()
+        client = pair.client
+        client.counted = 0
+        client.send_headers(1, REQUEST, end_stream=True)
+        client.send_headers(3, REQUEST, end_stream=True)
+        pair.to_server()
+        pair.server.send_headers(1, [(b":status", b"204")], end_stream=True)
+        pair.to_client()
+        assert client.streams[1].closed and not client.streams[3].closed
+        client.forget(1)
+        client.forget(3)
+        assert 1 not in client.streams and 3 not in client.streams
+        assert client._stream_is_closed_by_end(1)
+        assert client.receive_data(DataFrame(1, b"late").serialize()) == []
+        resets = [f for f in _frames(client.data_to_send()) if f[0] == 0x3]
+        assert resets == [(0x3, 1, int(ErrorCodes.STREAM_CLOSED).to_bytes(4, "big"))]
+        block = pair.server.encoder.encode([(b":status", b"200")])
+        with pytest.raises(h2.exceptions.ProtocolError):
+            client.receive_data(HeadersFrame(3, block, flags=["END_HEADERS"]).serialize())
+
+
 def test_the_connection_window_decoder_and_goaway_the_fast_path_uses(
     pair: Pair, loop: asyncio.AbstractEventLoop
 ) -> None:
