@@ -72,7 +72,7 @@ MAX_FRAME = (
 )  # the largest frame we accept: fewer, larger DATA frames from servers that use it
 _WRITE_BATCH = 256 * 1024  # DATA queued in h2 before it is written out
 _HIGHEST_STREAM_ID = 2**31 - 1
-_ENDED_KEPT = 4096  # closed fast streams remembered (a late frame on an older one: see h2_fast)
+_ENDED_KEPT = 1024  # closed fast streams remembered (a late frame on an older one: see h2_fast)
 
 Header = tuple[bytes, bytes]
 

@@ -16,8 +16,8 @@ without a body, see ``H2Connection.send``) is run here instead, on bytes:
   its own error;
 * the handlers are the ones h2's events reach (h2_events.py), called in the order h2 would
   emit the events (a response, then its end; data, then its end);
-* a fast stream that ends is remembered as closed (by END_STREAM or RST_STREAM; the last 2048 to
-  4096 of them), and told to h2 when a frame arrives for it later, so that the frame gets h2's
+* a fast stream that ends is remembered as closed (by END_STREAM or RST_STREAM; the last 512 to
+  1024 of them), and told to h2 when a frame arrives for it later, so that the frame gets h2's
   answer for a stream it closed and forgot. A RST_STREAM for such a stream is ignored, as h2
   ignores one for a closed stream it still holds. (Told at once, each closed stream would cost
   a write into h2's size-limited dict, a few percent of a small request.)

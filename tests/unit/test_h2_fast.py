@@ -478,6 +478,32 @@ async def test_a_header_block_of_a_stream_reset_halfway_is_still_decoded() -> No
     assert record["outcomes"][1][:2] == (200, [(b"content-type", b"text/plain"), (b"x-one", b"1")])
 
 
+async def test_closed_fast_streams_are_remembered_within_a_bound() -> None:
+    from hyperhttp.proto.h2 import _ENDED_KEPT
+
+    s = Side(True, None)
+    await s.handshake(max_concurrent_streams=100)
+    total = 0
+    while total <= _ENDED_KEPT + 100:
+        tasks = await s.request(64)
+        ids = range(2 * total + 1, 2 * (total + 64), 2)
+        await s.feed(
+            *(HeadersFrame(i, s.block(ok(0)), flags=["END_HEADERS", "END_STREAM"]) for i in ids)
+        )
+        assert all(task.result()[0] == 200 for task in tasks)
+        total += 64
+    assert _ENDED_KEPT // 2 <= len(s.conn._ended) <= _ENDED_KEPT
+    last = 2 * total - 1
+    s.transport.writes.clear()
+    await s.feed(DataFrame(last, b"late"))  # a recent one: RST_STREAM(STREAM_CLOSED)
+    assert b"\x00\x00\x04\x03\x00" + last.to_bytes(4, "big") + b"\x00\x00\x00\x05" in b"".join(
+        s.transport.writes
+    )
+    assert not s.conn.is_closed
+    s.conn.close()
+    await settle()
+
+
 # -- protocol errors ----------------------------------------------------------------------------
 
 _ERRORS: dict[str, Callable[[Side], list[Any]]] = {
