@@ -356,6 +356,18 @@ def _encode_field(name: bytes, value: bytes, sensitive: bool, huffman: bool) -> 
     return bytes((flags,)) + _string(name, huffman) + _string(value, huffman)
 
 
+def _memo_field(cache: dict[Any, bytes], header: tuple[bytes, bytes], huffman: bool) -> bytes:
+    """A field not in ``cache`` (one of the field caches), encoded; kept there unless it is
+    never-indexed or long."""
+    name, value = header
+    field = _encode_field(name, value, False, huffman)
+    if _memoised(name, value, name in _NEVER_INDEXED_NAMES):
+        if len(cache) >= FIELD_CACHE_SIZE:
+            cache.clear()
+        cache[header] = field
+    return field
+
+
 HeadersArg = Union[
     Iterable[
         Union[
@@ -433,26 +445,12 @@ class StatelessEncoder(Encoder):
             head, tail = parts
         cache = _field_cache[1]
         header = (b":path", path)
-        field = cache.get(header)
-        if field is None:
-            field = _encode_field(b":path", path, False, True)
-            if _memoised(b":path", path, False):
-                if len(cache) >= FIELD_CACHE_SIZE:
-                    cache.clear()
-                cache[header] = field
+        field = cache.get(header) or _memo_field(cache, header, True)
         if not own:
             return head + field + tail
         fields = [head, field, tail]
         for header in own:
-            name, value = header
-            field = cache.get(header)
-            if field is None:
-                field = _encode_field(name, value, False, True)
-                if _memoised(name, value, name in _NEVER_INDEXED_NAMES):
-                    if len(cache) >= FIELD_CACHE_SIZE:
-                        cache.clear()
-                    cache[header] = field
-            fields.append(field)
+            fields.append(cache.get(header) or _memo_field(cache, header, True))
         return b"".join(fields)
 
     def _indexed(self, fields: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
@@ -530,14 +528,7 @@ class StatelessEncoder(Encoder):
                 if type(name) is not bytes or type(value) is not bytes:
                     name, value = _to_bytes(name), _to_bytes(value)
                     header = (name, value)  # cache keys are bytes only: (b"x", 1) != (b"x", True)
-                field = cache.get(header)
-                if field is None:
-                    field = _encode_field(name, value, False, huffman)
-                    if _memoised(name, value, name in _NEVER_INDEXED_NAMES):
-                        if len(cache) >= FIELD_CACHE_SIZE:
-                            cache.clear()
-                        cache[header] = field
-                append(field)
+                append(cache.get(header) or _memo_field(cache, header, huffman))
                 continue
             if isinstance(header, HeaderTuple):
                 sensitive = not header.indexable

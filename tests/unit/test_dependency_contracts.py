@@ -179,6 +179,17 @@ class Pair:
         self.to_client()
         return events + self.to_server()
 
+    def two_streams(self) -> Any:
+        """The handshake, then streams 1 and 3 opened by h2 (GET, ended) and received by the
+        server; the client's h2 connection."""
+        self.handshake()
+        client = self.client
+        client.counted = 0
+        client.send_headers(1, REQUEST, end_stream=True)
+        client.send_headers(3, REQUEST, end_stream=True)
+        self.to_server()
+        return client
+
 
 def _no() -> None:
     pass
@@ -264,12 +275,7 @@ def test_received_goaway_leaves_streams_below_last_stream_id_working(pair: Pair)
         "(the per-instance table LeanH2Connection installs) on RECV_GOAWAY",
         INTERNALS_PY,
     ):
-        pair.handshake()
-        client = pair.client
-        client.counted = 0
-        client.send_headers(1, REQUEST, end_stream=True)
-        client.send_headers(3, REQUEST, end_stream=True)
-        pair.to_server()
+        client = pair.two_streams()
         pair.server.send_headers(1, [(b":status", b"200")])
         pair.to_client()
         events = pair.to_client(_goaway(last_stream_id=1))
@@ -411,12 +417,7 @@ def test_a_stream_h2_ran_is_forgotten_as_h2s_own_sweep_forgets_it(pair: Pair) ->
         "(h2's _open_streams sweep)",
         FAST_PY,
     ):
-        pair.handshake()
-        client = pair.client
-        client.counted = 0
-        client.send_headers(1, REQUEST, end_stream=True)
-        client.send_headers(3, REQUEST, end_stream=True)
-        pair.to_server()
+        client = pair.two_streams()
         pair.server.send_headers(1, [(b":status", b"204")], end_stream=True)
         pair.to_client()
         assert client.streams[1].closed and not client.streams[3].closed
