@@ -218,11 +218,11 @@ class H2Connection(H2Events, H2Fast, asyncio.BufferedProtocol):
         stream.is_head = request.method_bytes == b"HEAD"
         stream.read_timeout = read_timeout
         self._streams[stream_id] = stream
-        conn.counted = len(self._streams) - 1  # the others still open, for h2's limit check
         try:
             if body is None and self.fast_path:
                 self._open_fast(stream, request)
             else:
+                conn.counted = len(self._streams) - 1  # the others open, for h2's limit check
                 headers = request_fields(request, self._scheme)
                 conn.send_headers(stream_id, headers, end_stream=body is None)
         except h2.exceptions.TooManyStreamsError as exc:  # the server lowered its limit
@@ -456,16 +456,16 @@ class H2Connection(H2Events, H2Fast, asyncio.BufferedProtocol):
         stream = self._streams.get(stream_id) if stream_id else None
         if stream is not None and not stream.received_end:
             stream.unacked += size
-            if stream.unacked >= STREAM_WINDOW // 4 and stream.fast:
-                self._grant_fast(stream, stream.unacked)
-                stream.unacked = 0
-                granted = True
-            elif stream.unacked >= STREAM_WINDOW // 4:
-                try:
-                    conn.increment_flow_control_window(stream.unacked, stream_id)
+            if stream.unacked >= STREAM_WINDOW // 4:
+                if stream.fast:
+                    self._grant_fast(stream, stream.unacked)
                     granted = True
-                except (KeyError, h2.exceptions.ProtocolError):
-                    pass
+                else:
+                    try:
+                        conn.increment_flow_control_window(stream.unacked, stream_id)
+                        granted = True
+                    except (KeyError, h2.exceptions.ProtocolError):
+                        pass
                 stream.unacked = 0
         if granted:
             self._schedule_flush()
@@ -474,16 +474,14 @@ class H2Connection(H2Events, H2Fast, asyncio.BufferedProtocol):
         """We give up on a stream: RST_STREAM, and its place is free."""
         if stream.id not in self._streams:
             return
-        if self._closed:
-            pass
-        elif stream.fast:
-            self._reset_fast(stream, code)
-            self._schedule_flush()
-        else:
-            try:
-                self._h2.reset_stream(stream.id, code)
-            except h2.exceptions.ProtocolError:
-                pass
+        if not self._closed:
+            if stream.fast:
+                self._reset_fast(stream, code)
+            else:
+                try:
+                    self._h2.reset_stream(stream.id, code)
+                except h2.exceptions.ProtocolError:
+                    pass
             self._schedule_flush()
         body = stream.body
         if body is not None:

@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 import h2.exceptions
 from h2.errors import ErrorCodes
-from h2.utilities import guard_increment_window
+from h2.utilities import guard_increment_window, is_informational_response
 
 from .base import OutgoingRequest
 from .h2_fields import request_block
@@ -69,7 +69,6 @@ __all__ = ["H2Fast"]
 
 _CONTINUATION_BACKLOG = 64  # frames in one header block, as h2's FrameBuffer allows
 _unpack = HEADER.unpack_from
-_pack = HEADER.pack
 _BY_END = StreamClosedBy.RECV_END_STREAM
 _BY_SENT_RESET = StreamClosedBy.SEND_RST_STREAM
 _BY_RECEIVED_RESET = StreamClosedBy.RECV_RST_STREAM
@@ -182,8 +181,8 @@ class H2Fast:
             if self._fast_block is not None:
                 self._continue_block(view, start, end, kind, flags, stream_id)
             elif stream is None or not stream.fast or self._h2_block:
-                if stream is None and stream_id in self._ended:
-                    conn.closed(stream_id, self._ended.pop(stream_id))  # h2 needs to know now
+                if stream is None:
+                    self._tell_closed(stream_id)
                 if kind == RST_STREAM and stream is None and self._forgotten(stream_id):
                     pass  # a closed fast stream: ignored, as h2 ignores it on a closed stream
                 else:
@@ -228,6 +227,13 @@ class H2Fast:
                 self._to_h2(view[i:end], kind, flags)
             i = end
         return i
+
+    def _tell_closed(self, stream_id: int) -> None:
+        """A frame for a fast stream that closed: h2 learns how it closed (``_ended``), now that
+        it must answer for it."""
+        closed_by = self._ended.pop(stream_id, None)
+        if closed_by is not None:
+            self._h2.closed(stream_id, closed_by)
 
     def _forgotten(self, stream_id: int) -> bool:
         """Whether ``stream_id`` is one of our streams that is closed and that h2 does not hold."""
@@ -299,25 +305,17 @@ class H2Fast:
             # The stream closed meanwhile (reset by the client): the block still goes through
             # the decoder, whose table follows the server's, by h2, which answers as for a
             # closed stream of its own.
-            if stream_id in self._ended:
-                self._h2.closed(stream_id, self._ended.pop(stream_id))
-            first = (block[1] & END_STREAM) | END_HEADERS
-            size = len(whole)
-            frame = _pack(size >> 16, size & 0xFFFF, HEADERS, first, stream_id) + whole
-            self._to_h2(memoryview(frame), HEADERS, first)
+            self._tell_closed(stream_id)
+            ended = bool(block[1] & END_STREAM)
+            frame = headers_frames(stream_id, whole, ended, len(whole))  # one HEADERS frame
+            self._to_h2(memoryview(frame), HEADERS, END_HEADERS)
 
     def _block(self, stream: StreamState, block: bytes, flags: int) -> None:
         """A fast stream's complete header block: a response head, an informational one, or
         trailers; h2's checks, then the handlers."""
         headers = self._h2.decode_block(block)
         ended = bool(flags & END_STREAM)
-        informational = False
-        for name, value in headers:
-            if name[:1] != b":":
-                break
-            if name == b":status":
-                informational = value[:1] == b"1"
-                break
+        informational = is_informational_response(headers)
         if informational:
             if ended:
                 raise h2.exceptions.ProtocolError(

@@ -19,9 +19,9 @@ import h2.connection
 import h2.errors
 import h2.exceptions
 import h2.settings
-import hyperframe.frame
 from h2.stream import StreamClosedBy, StreamInputs, StreamState
 
+from .h2_frames import rst_stream
 from .h2_hpack import install
 
 H2Connection = h2.connection.H2Connection
@@ -114,9 +114,7 @@ class LeanH2Connection(h2.connection.H2Connection):
         return events  # type: ignore[no-any-return]
 
     def _reset_stream_frame(self, stream_id: int, error_code: Any) -> None:
-        frame = hyperframe.frame.RstStreamFrame(stream_id)
-        frame.error_code = error_code
-        self._prepare_for_sending([frame])
+        self.queue(rst_stream(stream_id, error_code))
 
     def opened(self, stream_id: int) -> None:
         """``stream_id`` is taken by a stream h2 does not run: the next id is above it, and the
