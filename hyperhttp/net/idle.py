@@ -41,6 +41,11 @@ class IdleConnections:
         else:
             lru[held] = None
         held.idle_since = now
+        self._arm_sweep()
+
+    def _arm_sweep(self) -> None:
+        """The expiry sweep, keepalive_expiry from now, unless one is due already (or nothing
+        expires)."""
         if self._sweep_handle is None and self.keepalive_expiry is not None:
             assert self._loop is not None
             self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)

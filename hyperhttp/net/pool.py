@@ -482,8 +482,7 @@ class ConnectionPool(Caps, IdleConnections, Transport):
         held.idle_since = self._loop.time()  # (it was not idle: it served a request)
         self._lru[held] = None
         idle.append(held)
-        if self._sweep_handle is None and self.keepalive_expiry is not None:
-            self._sweep_handle = self._loop.call_later(self.keepalive_expiry, self._sweep)
+        self._arm_sweep()
 
     def _serve_streams(self, origin: Origin, held: Held) -> None:
         connection = held.connection
